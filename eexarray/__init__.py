@@ -1,0 +1,1 @@
+"""eexarray: Earth Engine imagery as lazy xarray Datasets."""
