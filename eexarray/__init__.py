@@ -1,1 +1,15 @@
-"""eexarray: Earth Engine imagery as lazy xarray Datasets."""
+"""eexarray: Google Earth Engine imagery as lazy, dask-backed xarray Datasets."""
+
+from eexarray.api import open_dataset
+from eexarray.transport import transport_stats
+
+
+def serve(*args, **kwargs):  # noqa: ANN002, ANN003 - forwards to the server package
+    """Start the local Earth Engine-compatible server; see ``eexarray.server.serve``."""
+    from eexarray.server import serve as _serve
+
+    return _serve(*args, **kwargs)
+
+
+__all__ = ["open_dataset", "serve", "transport_stats"]
+__version__ = "0.1.0"

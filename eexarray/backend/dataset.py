@@ -1,0 +1,178 @@
+"""Assemble the xarray Dataset of an opened asset: variables, coordinates, CRS, chunks."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.array.core import normalize_chunks
+from dask.base import tokenize
+
+from eexarray.backend.arrays import EexarrayBackendArray, EexarrayVariable, apply_missing
+from eexarray.backend.graph import band_arrays
+from eexarray.backend.metadata import ResolvedAsset, parse_start_time
+from eexarray.backend.options import OpenOptions
+from eexarray.backend.prefetch import BlockLayout
+from eexarray.backend.source import PixelSource
+from eexarray.geometry import PixelGrid, Window
+from eexarray.planning import auto_tile_shape
+from eexarray.transport import ConnectionConfig
+from xarray.core import indexing
+
+
+def float_dtype_for(dtype: str) -> str:
+    """The float dtype that holds every value of ``dtype`` exactly (for mask_and_scale)."""
+    return "float32" if np.dtype(dtype).itemsize <= 2 and np.dtype(dtype).kind in "uif" else "float64"
+
+
+class OpenedAsset:
+    """State shared by the variables of one open: the source and its dask arrays per layout."""
+
+    def __init__(self, resolved: ResolvedAsset, config: ConnectionConfig, options: OpenOptions) -> None:
+        self.resolved = resolved
+        self.options = options
+        self.has_time = resolved.asset_type == "IMAGE_COLLECTION"
+        self.source = PixelSource(
+            config=config,
+            images=resolved.image_names,
+            grid=resolved.grid,
+            band_ids=tuple(band.id for band in resolved.bands),
+            dtypes=tuple(band.dtype for band in resolved.bands),
+            file_format=options.file_format,
+        )
+        grid = resolved.grid
+        rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
+        self.preferred = {"y": rows, "x": cols}
+        if self.has_time:
+            self.preferred = {"time": 1, **self.preferred}
+        self.variable_shape: tuple[int, ...] = grid.shape
+        if self.has_time:
+            self.variable_shape = (len(resolved.image_names), *grid.shape)
+        self._arrays: dict[Any, dict[str, da.Array]] = {}
+        self._lock = threading.Lock()
+
+    def variable_dtype(self, band: int) -> str:
+        dtype = self.source.dtypes[band]
+        return float_dtype_for(dtype) if self.options.mask_and_scale else dtype
+
+    def finish(self, data: np.ndarray, band: int) -> np.ndarray:
+        """Apply ``mask_and_scale`` to fetched native values."""
+        if not self.options.mask_and_scale:
+            return data
+        meta = self.resolved.bands[band]
+        return apply_missing(data, meta.missing_values, float_dtype_for(meta.dtype))
+
+    def dask_array(self, band: int, key: tuple[slice, ...], chunks: Any, dims: tuple[str, ...]) -> da.Array:
+        ranges = [item.indices(size)[:2] for item, size in zip(key, self.variable_shape)]
+        shape = tuple(max(0, stop - start) for start, stop in ranges)
+        if isinstance(chunks, dict):
+            spec = tuple(chunks.get(dim, self.preferred[dim]) for dim in dims)
+        elif chunks in (None, "auto") or isinstance(chunks, (int, tuple)):
+            spec = chunks if isinstance(chunks, tuple) else (chunks,) * len(dims) if chunks is not None else ("auto",) * len(dims)
+        else:
+            raise TypeError(f"chunks must be a dict, int, tuple, 'auto' or None, got {chunks!r}")
+        spec = tuple(self.preferred[dim] if value in ({}, None) else value for dim, value in zip(dims, spec))
+        normalized = normalize_chunks(
+            spec,
+            shape,
+            dtype=np.dtype(self.source.dtypes[band]),
+            previous_chunks=tuple(self.preferred[dim] for dim in dims),
+        )
+        if self.has_time:
+            (time_range, row_range, col_range), (time_chunks, row_chunks, col_chunks) = ranges, normalized
+        else:
+            (row_range, col_range), (row_chunks, col_chunks) = ranges, normalized
+            time_range, time_chunks = (0, 1), (1,)
+        layout = BlockLayout(tuple(time_chunks), tuple(row_chunks), tuple(col_chunks))
+        cache_key = (time_range, row_range, col_range, layout)
+        with self._lock:
+            arrays = self._arrays.get(cache_key)
+            if arrays is None:
+                window = Window(row_range[0], row_range[1], col_range[0], col_range[1])
+                source = dataclasses.replace(
+                    self.source,
+                    images=self.source.images[time_range[0] : time_range[1]] if self.has_time else self.source.images,
+                    grid=self.source.grid.window(window),
+                )
+                token = tokenize(
+                    source.config.endpoint, source.images, source.grid.to_rest(), source.band_ids, source.dtypes,
+                    source.file_format, layout,
+                )
+                arrays = self._arrays[cache_key] = band_arrays(source, layout, token, self.has_time)
+        array = arrays[self.source.band_ids[band]]
+        if self.options.mask_and_scale:
+            meta = self.resolved.bands[band]
+            array = array.map_blocks(
+                apply_missing, meta.missing_values, float_dtype_for(meta.dtype), dtype=float_dtype_for(meta.dtype)
+            )
+        return array
+
+
+def spatial_ref_attrs(grid: PixelGrid) -> dict[str, Any]:
+    """CF grid-mapping attributes plus GDAL's, as rioxarray writes and reads them."""
+    crs = grid.pyproj_crs
+    try:
+        attrs = dict(crs.to_cf())
+    except Exception:  # noqa: BLE001 - some WKT CRSs have no CF form; WKT alone still works
+        attrs = {}
+    wkt = crs.to_wkt()
+    attrs["crs_wkt"] = wkt
+    attrs["spatial_ref"] = wkt
+    attrs["GeoTransform"] = " ".join(repr(float(v)) for v in grid.transform.to_gdal())
+    return attrs
+
+
+def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset:
+    resolved, grid = opened.resolved, opened.resolved.grid
+    if not grid.is_axis_aligned:
+        raise ValueError(f"The output grid {grid.transform} is rotated or sheared; eexarray needs a north-up grid")
+    dims: tuple[str, ...] = ("time", "y", "x") if opened.has_time else ("y", "x")
+    coords: dict[str, Any] = {
+        "y": ("y", grid.y_coords(), {"axis": "Y", "long_name": "y coordinate of pixel centre", "units": _units(grid)}),
+        "x": ("x", grid.x_coords(), {"axis": "X", "long_name": "x coordinate of pixel centre", "units": _units(grid)}),
+        "spatial_ref": ((), np.int64(0), spatial_ref_attrs(grid)),
+    }
+    if opened.has_time:
+        coords["time"] = ("time", np.array([parse_start_time(t) for t in resolved.start_times], dtype="datetime64[ns]"))
+        coords["image_id"] = ("time", np.array(resolved.image_ids, dtype=object))
+    drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
+    variables = {}
+    for index, band in enumerate(resolved.bands):
+        if band.id in drop:
+            continue
+        nodata = band.missing_values[0] if band.missing_values else 0
+        attrs = {
+            "data_type": band.data_type,
+            "pyramiding_policy": band.pyramiding_policy,
+            "missing_values": list(band.missing_values),
+            "nodata": nodata,
+            "native_crs": band.grid.crs,
+            "native_transform": list(band.grid.transform)[:6],
+        }
+        encoding: dict[str, Any] = {"grid_mapping": "spatial_ref", "preferred_chunks": dict(opened.preferred)}
+        encoding["_FillValue"] = np.array(nodata).astype(band.dtype).item()
+        data = indexing.LazilyIndexedArray(EexarrayBackendArray(opened, index))
+        variables[band.id] = EexarrayVariable(dims, data, attrs, encoding)
+    attrs = {_attr_name(k): _attr_value(v) for k, v in resolved.properties.items()}
+    attrs["asset_id"] = resolved.name
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def _units(grid: PixelGrid) -> str:
+    axis = grid.pyproj_crs.axis_info
+    return axis[0].unit_name if axis else "unknown"
+
+
+def _attr_name(name: str) -> str:
+    return str(name)
+
+
+def _attr_value(value: Any) -> Any:
+    """netCDF-safe attribute values: numbers and strings stay, anything else becomes JSON-ish text."""
+    if isinstance(value, (str, int, float, np.number)) and not isinstance(value, bool):
+        return value
+    return str(value)

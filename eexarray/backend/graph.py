@@ -1,0 +1,196 @@
+"""Dask arrays for the variables of an opened asset, one request per block for all bands.
+
+Each variable (band) is an ordinary ``dask.array.Array`` backed by a lazy graph
+layer (``BandLayer``): nothing is materialised when a Dataset is opened, so
+opening is flat in the asset's size.
+
+Bands share requests without sharing tasks. When dask culls a graph before a
+compute, the layers of all bands of one open see the full set of keys that
+compute needs (every consumer layer is culled first). The first band layer
+turns those keys into a ``FetchPlan``: for each block, the bands this compute
+needs from it. All band tasks of the compute reference that plan, so the first
+band task of a block fetches every *needed* band in one request and the other
+band tasks pick their arrays up (see prefetch.py). Computing a subset of
+variables therefore never fetches the other bands, and computing all of them
+costs one request per block, not one per band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask._task_spec import Task
+from dask.highlevelgraph import HighLevelGraph, Layer
+
+from eexarray.backend.prefetch import BlockIndex, BlockLayout, FetchPlan
+from eexarray.backend.source import PixelSource
+
+
+@dataclass
+class GraphContext:
+    """What the band layers of one open share: the source, the blocks, and the last plan."""
+
+    source: PixelSource
+    layout: BlockLayout
+    band_of_name: dict[str, int]
+    has_time: bool
+    _last_keys: object = field(default=None, repr=False)
+    _last_plan: FetchPlan | None = field(default=None, repr=False)
+
+    def key_block(self, key: tuple[Any, ...]) -> BlockIndex:
+        return (key[1], key[2], key[3]) if self.has_time else (0, key[1], key[2])
+
+    def plan_for(self, keys: set[Any]) -> FetchPlan:
+        """The plan of the compute whose cull pass holds ``keys`` (one plan per pass)."""
+        if self._last_plan is not None and self._last_keys is keys:
+            return self._last_plan
+        blocks: dict[BlockIndex, set[int]] = {}
+        for key in keys:
+            if isinstance(key, tuple) and key and key[0] in self.band_of_name:
+                blocks.setdefault(self.key_block(key), set()).add(self.band_of_name[key[0]])
+        ordered = {block: tuple(sorted(blocks[block])) for block in sorted(blocks)}
+        # Holding `keys` keeps its id from being reused by a later pass.
+        self._last_keys, self._last_plan = keys, FetchPlan(self.source, self.layout, ordered)
+        return self._last_plan
+
+
+@dataclass(frozen=True)
+class BandTask:
+    """Arguments of one band task (a dataclass, so dask does not traverse it as a task)."""
+
+    plan: FetchPlan
+    block: BlockIndex
+    band: int
+    squeeze_time: bool
+
+    def __call__(self) -> np.ndarray:
+        array = self.plan.take(self.block, self.band)
+        return array[0] if self.squeeze_time else array
+
+
+def _run(task: BandTask) -> np.ndarray:
+    return task()
+
+
+class BandLayer(Layer):
+    """The blocks of one band, generated on demand."""
+
+    def __init__(self, name: str, band: int, context: GraphContext, plan: FetchPlan | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.band = band
+        self.context = context
+        self.plan = plan
+        self._keys: set[Any] | None = None
+
+    @property
+    def has_legacy_tasks(self) -> bool:  # type: ignore[override]
+        return False  # our tasks are Task objects; never materialise to find out
+
+    def _all_keys(self) -> Iterator[tuple[Any, ...]]:
+        layout = self.context.layout
+        ranges = [range(len(layout.row_chunks)), range(len(layout.col_chunks))]
+        if self.context.has_time:
+            ranges.insert(0, range(len(layout.time_chunks)))
+        for index in product(*ranges):
+            yield (self.name, *index)
+
+    def _key_set(self) -> set[Any]:
+        if self._keys is None:
+            self._keys = set(self._all_keys())
+        return self._keys
+
+    def __getitem__(self, key: Any) -> Task:
+        if not (isinstance(key, tuple) and key and key[0] == self.name):
+            raise KeyError(key)
+        block = self.context.key_block(key)
+        layout = self.context.layout
+        if not (
+            0 <= block[0] < len(layout.time_chunks)
+            and 0 <= block[1] < len(layout.row_chunks)
+            and 0 <= block[2] < len(layout.col_chunks)
+        ):
+            raise KeyError(key)
+        plan = self.plan or FetchPlan(self.context.source, layout, {})
+        return Task(key, _run, BandTask(plan, block, self.band, not self.context.has_time))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._all_keys())
+
+    def __len__(self) -> int:
+        layout = self.context.layout
+        count = len(layout.row_chunks) * len(layout.col_chunks)
+        return count * (len(layout.time_chunks) if self.context.has_time else 1)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]
+        except (KeyError, TypeError, IndexError):
+            return False
+        return True
+
+    def is_materialized(self) -> bool:
+        return False
+
+    def get_output_keys(self) -> Collection[Any]:
+        return self._key_set()
+
+    def cull(self, keys: set[Any], all_hlg_keys: Collection[Any]) -> tuple[Layer, Mapping[Any, set[Any]]]:
+        planned = BandLayer(self.name, self.band, self.context, self.context.plan_for(keys))
+        needed = [key for key in keys if isinstance(key, tuple) and key and key[0] == self.name and key in self]
+        culled = _CulledBandLayer({key: planned[key] for key in needed})
+        return culled, {key: set() for key in needed}
+
+
+class _CulledBandLayer(Layer):
+    """A materialised, culled band layer (only the blocks one compute needs)."""
+
+    def __init__(self, tasks: dict[Any, Task]) -> None:
+        super().__init__()
+        self.tasks = tasks
+
+    @property
+    def has_legacy_tasks(self) -> bool:  # type: ignore[override]
+        return False
+
+    def __getitem__(self, key: Any) -> Task:
+        return self.tasks[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def is_materialized(self) -> bool:
+        return True
+
+    def get_output_keys(self) -> Collection[Any]:
+        return self.tasks.keys()
+
+    def cull(self, keys: set[Any], all_hlg_keys: Collection[Any]) -> tuple[Layer, Mapping[Any, set[Any]]]:
+        needed = {key: task for key, task in self.tasks.items() if key in keys}
+        return _CulledBandLayer(needed), {key: set() for key in needed}
+
+
+def band_arrays(
+    source: PixelSource, layout: BlockLayout, token: str, has_time: bool
+) -> dict[str, da.Array]:
+    """One dask array per band of ``source``, sharing requests as described in the module doc."""
+    names = {band_id: f"{band_id}-{token}" for band_id in source.band_ids}
+    context = GraphContext(source, layout, {name: i for i, name in enumerate(names.values())}, has_time)
+    chunks: tuple[tuple[int, ...], ...] = (layout.row_chunks, layout.col_chunks)
+    if has_time:
+        chunks = (layout.time_chunks, *chunks)
+    arrays = {}
+    for index, band_id in enumerate(source.band_ids):
+        name = names[band_id]
+        graph = HighLevelGraph({name: BandLayer(name, index, context)}, {name: set()})
+        dtype = np.dtype(source.dtypes[index])
+        arrays[band_id] = da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
+    return arrays

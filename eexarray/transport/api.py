@@ -1,0 +1,60 @@
+"""Typed Earth Engine calls built on ``RestClient``: assets, listings, pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from eexarray.geometry import PixelGrid
+from eexarray.transport.decode import DECODERS
+from eexarray.transport.http import RestClient
+
+LIST_PAGE_SIZE = 1000
+
+
+def get_asset(client: RestClient, name: str) -> dict[str, Any]:
+    return client.get_json(name, what=f"get asset {name}")
+
+
+def list_images(
+    client: RestClient, collection: str, *, filter: str | None = None, page_size: int = LIST_PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Every image of a collection, one paged ``listAssets`` with the filter pushed to the server."""
+    params: dict[str, Any] = {"pageSize": page_size}
+    if filter:
+        params["filter"] = filter
+    while True:
+        page = client.get_json(f"{collection}:listAssets", params, what=f"list images of {collection}")
+        for asset in page.get("assets", []):
+            yield asset
+        token = page.get("nextPageToken")
+        if not token:
+            return
+        params["pageToken"] = token
+
+
+def get_pixels(
+    client: RestClient,
+    name: str,
+    grid: PixelGrid,
+    band_ids: Sequence[str],
+    dtypes: Sequence[np.dtype],
+    *,
+    file_format: str = "NPY",
+) -> dict[str, np.ndarray]:
+    """One ``getPixels`` call: the bands of ``name`` on ``grid``, validated before return."""
+    decoder = DECODERS[file_format]
+    body = {"fileFormat": file_format, "grid": grid.to_rest(), "bandIds": list(band_ids)}
+    shape = grid.shape
+    what = (
+        f"getPixels of {name} bands {list(band_ids)} "
+        f"window {grid.width}x{grid.height} px at ({grid.transform.c}, {grid.transform.f})"
+    )
+    return client.post_bytes(
+        f"{name}:getPixels",
+        body,
+        lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
+        what=what,
+    )
