@@ -194,7 +194,7 @@ class PixelGrid:
         """``(west, south, east, north)`` of the grid's outer edges in its CRS."""
         xs, ys = [], []
         for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
-            x, y = self.transform * (col, row)
+            x, y = self.transform @ (col, row)
             xs.append(x)
             ys.append(y)
         return (min(xs), min(ys), max(xs), max(ys))
@@ -218,7 +218,7 @@ class PixelGrid:
         """The sub-grid covering ``window`` (which may extend past this grid's edges)."""
         return PixelGrid(
             self.crs,
-            self.transform * Affine.translation(window.col_start, window.row_start),
+            self.transform @ Affine.translation(window.col_start, window.row_start),
             window.width,
             window.height,
         )
@@ -226,7 +226,7 @@ class PixelGrid:
     def with_dimensions(self, width: int, height: int) -> PixelGrid:
         """The same footprint resampled to ``width`` x ``height`` pixels."""
         scale = Affine.scale(self.width / width, self.height / height)
-        return PixelGrid(self.crs, self.transform * scale, width, height)
+        return PixelGrid(self.crs, self.transform @ scale, width, height)
 
     def offset_in(self, other: PixelGrid) -> tuple[int, int] | None:
         """``(row, col)`` of this grid's origin in ``other``'s lattice, if both share one.
@@ -241,7 +241,7 @@ class PixelGrid:
                 return None
         if not crs_equal(self.crs, other.crs):
             return None
-        col, row = ~b * (a.c, a.f)
+        col, row = ~b @ (a.c, a.f)
         col_int, row_int = round(col), round(row)
         if abs(col - col_int) > ALIGNMENT_TOLERANCE or abs(row - row_int) > ALIGNMENT_TOLERANCE:
             return None
@@ -256,7 +256,7 @@ class PixelGrid:
         self._require_axis_aligned()
         inverse = ~self.transform
         west, south, east, north = bounds
-        cols, rows = zip(*(inverse * (x, y) for x, y in ((west, north), (east, south))))
+        cols, rows = zip(*(inverse @ (x, y) for x, y in ((west, north), (east, south))))
         col_start = math.floor(min(cols) + ALIGNMENT_TOLERANCE)
         col_stop = math.ceil(max(cols) - ALIGNMENT_TOLERANCE)
         row_start = math.floor(min(rows) + ALIGNMENT_TOLERANCE)
