@@ -1,0 +1,113 @@
+"""Request accounting: one request per block for all bands, subsets fetch subsets, concurrency."""
+
+from __future__ import annotations
+
+import pickle
+
+import dask
+import numpy as np
+import xarray as xr
+
+import eexarray
+
+from .conftest import SMALL
+
+
+def test_all_bands_of_a_block_share_one_request(server, stats):
+    ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 200, "x": 300})
+    ds.compute()
+    log = stats()["pixel_requests"]
+    assert len(log) == 4  # 2 x 2 blocks, every band in each request
+    assert all(entry["bandIds"] == ["u8", "i16", "f32", "f64"] for entry in log)
+    assert sorted((e["width"], e["height"]) for e in log) == [(300, 200)] * 4
+
+
+def test_a_subset_of_variables_fetches_only_those_bands(server, stats):
+    ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 200, "x": 300})
+    ds[["i16", "f64"]].compute()
+    log = stats()["pixel_requests"]
+    assert len(log) == 4
+    assert all(entry["bandIds"] == ["i16", "f64"] for entry in log)
+    stats_before = len(stats()["pixel_requests"])
+    ds.u8.mean().compute()
+    log = stats()["pixel_requests"][stats_before:]
+    assert len(log) == 4 and all(entry["bandIds"] == ["u8"] for entry in log)
+
+
+def test_isel_before_compute_fetches_only_needed_blocks(server, stats):
+    ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 100, "x": 100})
+    ds.isel(y=slice(0, 50), x=slice(150, 250)).compute()
+    log = stats()["pixel_requests"]
+    assert len(log) == 2  # the window spans blocks (0, 1) and (0, 2)
+
+
+def test_isel_before_chunking_builds_the_graph_on_the_window(server, stats):
+    lazy = xr.open_dataset("ee://test/mixed", engine="eexarray", endpoint=server.url)
+    window = lazy.isel(y=slice(10, 60), x=slice(20, 70)).chunk({})
+    window.compute()
+    log = stats()["pixel_requests"]
+    assert len(log) == 1 and (log[0]["width"], log[0]["height"]) == (50, 50)
+    assert len(log[0]["bandIds"]) == 4
+
+
+def test_default_chunks_are_request_tiles_recorded_as_preferred(server):
+    ds = eexarray.open_dataset("test/huge", endpoint=server.url)
+    preferred = ds.B1.encoding["preferred_chunks"]
+    assert ds.B1.chunks == ds.B1.data.chunks
+    assert ds.B1.data.chunksize == (preferred["y"], preferred["x"])
+    bytes_per_request = preferred["y"] * preferred["x"] * (4 * 2 + 1)
+    assert 0.9 * 50_331_648 <= bytes_per_request <= 50_331_648
+
+
+def test_large_user_chunks_are_split_into_valid_requests(server, stats):
+    ds = eexarray.open_dataset("test/huge", endpoint=server.url, chunks={"y": 4000, "x": 4000}, bands=["B1", "B2", "B3", "B4"])
+    block = ds.isel(y=slice(0, 4000), x=slice(0, 4000))
+    values = block.B2.values
+    assert values.shape == (4000, 4000)
+    log = stats()["pixel_requests"]
+    assert len(log) > 1
+    for entry in log:
+        assert entry["width"] * entry["height"] * (len(entry["bandIds"]) * 2 + 1) <= 50_331_648
+    assert sum(e["width"] * e["height"] for e in log) == 4000 * 4000
+
+
+def test_many_requests_in_flight_with_default_dask_threads(server, stats):
+    import requests as http
+
+    with eexarray.serve(catalog=[__import__("tests.client.conftest", fromlist=["x"]).catalog()[0]], latency_ms=150) as slow:
+        ds = eexarray.open_dataset("test/huge", endpoint=slow.url, chunks={"y": 256, "x": 256}, max_concurrency=12)
+        ds.B1.isel(y=slice(0, 2048), x=slice(0, 2048)).compute()
+        summary = http.get(f"{slow.url}/_stats", timeout=10).json()
+    assert summary["requests"]["getPixels"] == 64
+    assert 8 <= summary["max_in_flight"] <= 12
+
+
+def test_graph_pickles_small_without_secrets(server):
+    from google.oauth2.credentials import Credentials
+
+    ds = eexarray.open_dataset(
+        "test/huge", endpoint=server.url, credentials=Credentials("secret-token-123"), project="my-project"
+    )
+    array = ds.B1.data
+    payload = pickle.dumps(dict(array.__dask_graph__()))
+    assert b"secret-token-123" not in payload
+    assert len(pickle.dumps(ds)) < 200_000
+    optimized = dask.optimize(ds.B1.isel(y=slice(0, 10), x=slice(0, 10)))[0]
+    assert b"secret-token-123" not in pickle.dumps(dict(optimized.__dask_graph__()))
+
+
+def test_compute_on_a_multiprocess_cluster(server):
+    distributed = __import__("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster):
+            ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 100, "x": 150})
+            total = ds.i16.astype("int64").sum().compute()
+            series = eexarray.open_dataset("test/series", endpoint=server.url, chunks={})
+            nir = series.nir.isel(x=slice(0, 5), y=slice(0, 5)).values
+    from eexarray.server.images import procedural_values
+
+    rows, cols = np.arange(400)[:, None], np.arange(600)[None, :]
+    assert int(total) == int(procedural_values(1, rows, cols, 0, "int16").astype("int64").sum())
+    for time in range(30):
+        np.testing.assert_array_equal(nir[time], procedural_values(1, np.arange(5)[:, None], np.arange(5)[None, :], time, "uint16"))
+    assert SMALL.shape == (400, 600)
