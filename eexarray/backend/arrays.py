@@ -93,6 +93,14 @@ def _find_backend_array(data: Any) -> tuple[EexarrayBackendArray, tuple[slice, .
     return data.array, key
 
 
+def _is_dask(chunked_array_type: Any) -> bool:
+    if chunked_array_type in (None, "dask"):
+        return True
+    from xarray.namedarray.daskmanager import DaskManager
+
+    return isinstance(chunked_array_type, DaskManager)
+
+
 class EexarrayVariable(xr.Variable):
     """An xarray Variable whose ``chunk`` builds eexarray's shared-request dask graph."""
 
@@ -100,7 +108,7 @@ class EexarrayVariable(xr.Variable):
 
     def chunk(self, chunks: Any = {}, *args: Any, **kwargs: Any) -> Any:  # noqa: B006 - xarray's signature
         found = _find_backend_array(self._data)
-        if found is None or args or kwargs.get("chunked_array_type") not in (None, "dask") or kwargs.get("chunks_kwargs"):
+        if found is None or args or not _is_dask(kwargs.get("chunked_array_type")):
             return xr.Variable(self.dims, self._data, self.attrs, self.encoding).chunk(chunks, *args, **kwargs)
         array, key = found
         extra = {k: v for k, v in kwargs.items() if k not in ("name", "lock", "inline_array", "chunked_array_type", "from_array_kwargs")}

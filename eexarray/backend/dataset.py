@@ -8,6 +8,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import rioxarray  # noqa: F401 - registers the .rio accessor users expect on our Datasets
 import xarray as xr
 from dask.array.core import normalize_chunks
 from dask.base import tokenize
@@ -54,6 +55,13 @@ class OpenedAsset:
             self.variable_shape = (len(resolved.image_names), *grid.shape)
         self._arrays: dict[Any, dict[str, da.Array]] = {}
         self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickles carry configuration only: no lock, no cached graphs.
+        return {"resolved": self.resolved, "config": self.source.config, "options": self.options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["resolved"], state["config"], state["options"])  # type: ignore[misc]
 
     def variable_dtype(self, band: int) -> str:
         dtype = self.source.dtypes[band]
@@ -154,7 +162,13 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
             "native_transform": list(band.grid.transform)[:6],
         }
         encoding: dict[str, Any] = {"grid_mapping": "spatial_ref", "preferred_chunks": dict(opened.preferred)}
-        encoding["_FillValue"] = np.array(nodata).astype(band.dtype).item()
+        fill = np.array(nodata).astype(band.dtype).item()
+        # rioxarray's convention: native values keep their fill value in attrs; decoded
+        # (NaN-masked) data keep it in encoding, as the value to write back.
+        if opened.options.mask_and_scale:
+            encoding["_FillValue"] = fill
+        else:
+            attrs["_FillValue"] = fill
         data = indexing.LazilyIndexedArray(EexarrayBackendArray(opened, index))
         variables[band.id] = EexarrayVariable(dims, data, attrs, encoding)
     attrs = {_attr_name(k): _attr_value(v) for k, v in resolved.properties.items()}

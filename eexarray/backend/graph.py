@@ -5,10 +5,10 @@ layer (``BandLayer``): nothing is materialised when a Dataset is opened, so
 opening is flat in the asset's size.
 
 Bands share requests without sharing tasks. When dask culls a graph before a
-compute, the layers of all bands of one open see the full set of keys that
-compute needs (every consumer layer is culled first). The first band layer
-turns those keys into a ``FetchPlan``: for each block, the bands this compute
-needs from it. All band tasks of the compute reference that plan, so the first
+compute, every band layer of one open adds the blocks it must deliver to one
+``FetchPlan`` shared by that cull pass: for each block, the bands this compute
+needs from it. The plan is complete before any task runs. All band tasks of the
+compute reference that plan, so the first
 band task of a block fetches every *needed* band in one request and the other
 band tasks pick their arrays up (see prefetch.py). Computing a subset of
 variables therefore never fetches the other bands, and computing all of them
@@ -17,6 +17,7 @@ costs one request per block, not one per band.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import product
@@ -33,30 +34,42 @@ from eexarray.backend.source import PixelSource
 
 @dataclass
 class GraphContext:
-    """What the band layers of one open share: the source, the blocks, and the last plan."""
+    """What the band layers of one open share: the source, the blocks, the plans of recent culls."""
 
     source: PixelSource
     layout: BlockLayout
     band_of_name: dict[str, int]
     has_time: bool
-    _last_keys: object = field(default=None, repr=False)
-    _last_plan: FetchPlan | None = field(default=None, repr=False)
+    _plans: dict[int, tuple[object, FetchPlan]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def key_block(self, key: tuple[Any, ...]) -> BlockIndex:
         return (key[1], key[2], key[3]) if self.has_time else (0, key[1], key[2])
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Locks do not pickle and recent plans mean nothing in another process.
+        return {"source": self.source, "layout": self.layout, "band_of_name": self.band_of_name, "has_time": self.has_time}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def plan_for(self, keys: set[Any]) -> FetchPlan:
-        """The plan of the compute whose cull pass holds ``keys`` (one plan per pass)."""
-        if self._last_plan is not None and self._last_keys is keys:
-            return self._last_plan
-        blocks: dict[BlockIndex, set[int]] = {}
-        for key in keys:
-            if isinstance(key, tuple) and key and key[0] in self.band_of_name:
-                blocks.setdefault(self.key_block(key), set()).add(self.band_of_name[key[0]])
-        ordered = {block: tuple(sorted(blocks[block])) for block in sorted(blocks)}
-        # Holding `keys` keeps its id from being reused by a later pass.
-        self._last_keys, self._last_plan = keys, FetchPlan(self.source, self.layout, ordered)
-        return self._last_plan
+        """The plan of the cull pass whose (shared, mutated) key set is ``keys``.
+
+        Dask's ``HighLevelGraph.cull`` hands one set object to every layer of one
+        pass, so its identity names the pass. Each band layer adds its own needs to
+        the pass's plan; the plan is complete before any task runs.
+        """
+        with self._lock:
+            entry = self._plans.get(id(keys))
+            if entry is not None and entry[0] is keys:
+                return entry[1]
+            plan = FetchPlan(self.source, self.layout, {})
+            if len(self._plans) >= 8:  # only concurrent culls need more than one
+                self._plans.pop(next(iter(self._plans)))
+            # Holding `keys` keeps its id from being reused while the entry lives.
+            self._plans[id(keys)] = (keys, plan)
+            return plan
 
 
 @dataclass(frozen=True)
@@ -141,8 +154,11 @@ class BandLayer(Layer):
         return self._key_set()
 
     def cull(self, keys: set[Any], all_hlg_keys: Collection[Any]) -> tuple[Layer, Mapping[Any, set[Any]]]:
-        planned = BandLayer(self.name, self.band, self.context, self.context.plan_for(keys))
+        plan = self.context.plan_for(keys)
+        planned = BandLayer(self.name, self.band, self.context, plan)
         needed = [key for key in keys if isinstance(key, tuple) and key and key[0] == self.name and key in self]
+        for key in needed:
+            plan.add(self.context.key_block(key), self.band)
         culled = _CulledBandLayer({key: planned[key] for key in needed})
         return culled, {key: set() for key in needed}
 

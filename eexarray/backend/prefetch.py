@@ -22,7 +22,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,11 +66,15 @@ class BlockLayout:
 class FetchPlan:
     """The blocks one compute needs, each with the band positions needed from it (in order)."""
 
-    def __init__(self, source: PixelSource, layout: BlockLayout, blocks: Mapping[BlockIndex, tuple[int, ...]]):
+    def __init__(self, source: PixelSource, layout: BlockLayout, blocks: Mapping[BlockIndex, Iterable[int]]):
         self.token = uuid.uuid4().hex
         self.source = source
         self.layout = layout
-        self.blocks = dict(blocks)
+        self.blocks: dict[BlockIndex, set[int]] = {block: set(bands) for block, bands in blocks.items()}
+
+    def add(self, block: BlockIndex, band: int) -> None:
+        """Record that this compute needs ``band`` of ``block`` (called while culling)."""
+        self.blocks.setdefault(block, set()).add(band)
 
     def __reduce__(self) -> tuple[object, ...]:
         # Graphs shipped to other processes carry no plan: see the module docstring.
@@ -92,7 +96,7 @@ class FetchPlan:
 class Prefetcher:
     def __init__(self, plan: FetchPlan) -> None:
         self.plan = plan
-        self.order = list(plan.blocks)
+        self.order = sorted(plan.blocks)
         self.remaining = {block: set(bands) for block, bands in plan.blocks.items()}
         self.pending: dict[BlockIndex, PendingRead] = {}
         self.next_position = 0
@@ -103,7 +107,7 @@ class Prefetcher:
         requests_per_block = max(
             1,
             len(plan.layout.times(first_block[0]))
-            * len(source.plan(plan.layout.window(first_block[1], first_block[2]), plan.blocks.get(first_block, (0,)))),
+            * len(source.plan(plan.layout.window(first_block[1], first_block[2]), sorted(plan.blocks.get(first_block, {0})))),
         )
         self.depth = max(2, math.ceil(source.config.max_concurrency / requests_per_block))
 

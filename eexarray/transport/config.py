@@ -101,8 +101,11 @@ class ConnectionConfig:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Never pickle a credentials object (it holds tokens); a worker uses ADC instead.
-        source = "adc" if self.credentials_source == "object" else self.credentials_source
+        # Never pickle a credentials object (it holds tokens): a worker uses ADC for Google's
+        # endpoints, and no credentials (or EEXARRAY_TOKEN) for a local server.
+        source = self.credentials_source
+        if source == "object":
+            source = "adc" if is_google_endpoint(self.endpoint) else "none"
         return (ConnectionConfig, (self.endpoint, self.project, self.max_concurrency, source, None))
 
     def without_credentials(self) -> ConnectionConfig:

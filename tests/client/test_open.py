@@ -86,21 +86,31 @@ def test_rescaled_grid_samples_nearest(server):
 
 
 def test_reprojected_grid_matches_rasterio(server):
+    import pyproj
     import rasterio.warp
     from rasterio.enums import Resampling
 
     ds = eexarray.open_dataset("test/memory", endpoint=server.url, crs="EPSG:3857", scale=12.0, bands=["a"])
-    source = ds  # noqa: F841 - metadata only
     native = eexarray.open_dataset("test/memory", endpoint=server.url, bands=["a"], chunks=None).a.values
     destination = np.zeros((ds.sizes["y"], ds.sizes["x"]), dtype="int16")
+    transform = ds.rio.transform()
     rasterio.warp.reproject(
-        native, destination, src_transform=SMALL.transform, src_crs=UTM, dst_transform=ds.rio.transform(),
-        dst_crs="EPSG:3857", resampling=Resampling.nearest, src_nodata=-1, dst_nodata=0,
+        native, destination, src_transform=SMALL.transform, src_crs=UTM, dst_transform=transform,
+        dst_crs="EPSG:3857", resampling=Resampling.nearest, dst_nodata=0,
     )
     got = ds.a.values
-    got = np.where(got == -1, 0, got)
-    differing = np.mean(got != destination)
-    assert differing < 0.01, f"{differing:.2%} of pixels differ from rasterio's nearest reprojection"
+    rows, cols = np.nonzero(got != destination)
+    # GDAL's warper uses an approximate transformer (error up to 0.125 px): the two may only
+    # disagree where an output pixel centre lies that close to an edge of a native pixel.
+    xs, ys = pyproj.Transformer.from_crs("EPSG:3857", UTM, always_xy=True).transform(
+        transform.c + (cols + 0.5) * transform.a, transform.f + (rows + 0.5) * transform.e
+    )
+    native_col = (np.asarray(xs) - SMALL.transform.c) / 10
+    native_row = (SMALL.transform.f - np.asarray(ys)) / 10
+    distance = np.minimum(np.abs(native_col - np.round(native_col)), np.abs(native_row - np.round(native_row)))
+    assert (distance <= 0.125).all()
+    assert len(rows) < 0.1 * got.size
+    assert (got != 0).mean() > 0.9  # the comparison covers real data, not just empty borders
 
 
 def test_multiple_native_grids_pick_the_finest_with_a_warning(server):
@@ -121,7 +131,8 @@ def test_band_metadata_and_properties(server):
     assert ds.attrs["CLOUD"] == 3.5 and ds.attrs["NAME"] == "memory"
     assert ds.a.attrs["missing_values"] == [-1.0]
     assert ds.a.attrs["nodata"] == -1.0
-    assert ds.a.encoding["_FillValue"] == -1
+    assert ds.a.attrs["_FillValue"] == -1
+    assert ds.a.rio.nodata == -1
     assert "precision" in ds.a.attrs["data_type"]
     assert ds.a.attrs["pyramiding_policy"] in ("MEAN", "SAMPLE", "MIN", "MAX", "MODE", "MEDIAN")
 
@@ -172,7 +183,7 @@ def test_collection_time_coordinates(server, stats):
 
 def test_collection_filters_are_pushed_to_the_server(server):
     ds = eexarray.open_dataset("test/series", endpoint=server.url, start="2020-02-01", end="2020-03-01")
-    assert ds.sizes["time"] == 3  # 2020-02-10, 02-20, 03-01 is excluded (end is exclusive)
+    assert ds.sizes["time"] == 2  # 2020-02-10 and 02-20; 03-01 is excluded (end is exclusive)
     assert str(ds.time.values[0])[:10] == "2020-02-10"
     filtered = eexarray.open_dataset("test/series", endpoint=server.url, filter="properties.index < 5")
     assert filtered.sizes["time"] == 5

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 import eexarray
+from eexarray.server.images import procedural_values
 
 from .conftest import SMALL
 
@@ -61,11 +62,13 @@ def test_default_chunks_are_request_tiles_recorded_as_preferred(server):
 
 def test_large_user_chunks_are_split_into_valid_requests(server, stats):
     ds = eexarray.open_dataset("test/huge", endpoint=server.url, chunks={"y": 4000, "x": 4000}, bands=["B1", "B2", "B3", "B4"])
-    block = ds.isel(y=slice(0, 4000), x=slice(0, 4000))
-    values = block.B2.values
-    assert values.shape == (4000, 4000)
+    block = ds.isel(y=slice(0, 4000), x=slice(0, 4000)).compute()
+    assert block.B2.shape == (4000, 4000)
+    rows, cols = np.arange(3990, 4000)[:, None], np.arange(0, 4000, 97)[None, :]
+    np.testing.assert_array_equal(block.B4.values[3990:, ::97], procedural_values(3, rows, cols, 0, "uint16"))
     log = stats()["pixel_requests"]
-    assert len(log) > 1
+    assert len(log) >= 3  # 4000 x 4000 x (4 x 2 + 1) bytes is three budgets
+    assert all(entry["bandIds"] == ["B1", "B2", "B3", "B4"] for entry in log)
     for entry in log:
         assert entry["width"] * entry["height"] * (len(entry["bandIds"]) * 2 + 1) <= 50_331_648
     assert sum(e["width"] * e["height"] for e in log) == 4000 * 4000
@@ -91,9 +94,16 @@ def test_graph_pickles_small_without_secrets(server):
     array = ds.B1.data
     payload = pickle.dumps(dict(array.__dask_graph__()))
     assert b"secret-token-123" not in payload
-    assert len(pickle.dumps(ds)) < 200_000
     optimized = dask.optimize(ds.B1.isel(y=slice(0, 10), x=slice(0, 10)))[0]
-    assert b"secret-token-123" not in pickle.dumps(dict(optimized.__dask_graph__()))
+    graph_payload = pickle.dumps(dict(optimized.__dask_graph__()))
+    assert b"secret-token-123" not in graph_payload
+    assert len(graph_payload) < 20_000  # configuration only: no session, token or pixels
+    small = eexarray.open_dataset("test/mixed", endpoint=server.url, credentials=Credentials("secret-token-123"))
+    payload = pickle.dumps(small)
+    assert b"secret-token-123" not in payload
+    assert len(payload) < 100_000
+    restored = pickle.loads(payload)
+    np.testing.assert_array_equal(restored.i16.values, small.i16.values)
 
 
 def test_compute_on_a_multiprocess_cluster(server):
