@@ -9,7 +9,7 @@ import pyproj
 import pytest
 import rasterio.transform
 from affine import Affine
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eexarray.geometry import (
@@ -159,6 +159,7 @@ class TestWindows:
         with pytest.raises(ValueError):
             split_range(0, 10, 0)
 
+    @settings(deadline=None)
     @given(
         st.integers(0, 50), st.integers(1, 300), st.integers(0, 50), st.integers(1, 300),
         st.integers(1, 100), st.integers(1, 100),

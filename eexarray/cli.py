@@ -1,0 +1,83 @@
+"""The ``eexarray`` command line: ``eexarray serve`` (more subcommands to come)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_PORT = 8765
+
+
+def _add_serve(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a local Earth Engine-compatible server",
+        description="Serve a GeoTIFF directory (or the built-in demo catalog) through the Earth Engine REST API.",
+    )
+    parser.add_argument("--root", help="directory of GeoTIFF assets (default: the built-in demo catalog)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, local only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request, in milliseconds")
+    parser.add_argument(
+        "--latency-ms-per-mb", type=float, default=0.0, help="added per 1,000,000 response bytes, in milliseconds"
+    )
+    parser.add_argument("--faults", default=None, help="e.g. 429=0.2,503=0.1,reset=0.05,truncate=0.02")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws (reproducible faults)")
+    parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (else 401)")
+    parser.add_argument("--max-concurrency", type=int, default=None, help="answer 429 beyond this many in flight")
+    parser.add_argument("--max-body-bytes", type=int, default=None, help="largest accepted request body")
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from eexarray.server import serve
+    from eexarray.server.options import DEFAULT_MAX_BODY_BYTES
+
+    try:
+        server = serve(
+            args.root,
+            host=args.host,
+            port=args.port,
+            latency_ms=args.latency_ms,
+            latency_ms_per_mb=args.latency_ms_per_mb,
+            faults=args.faults,
+            seed=args.seed,
+            token=args.token,
+            max_concurrency=args.max_concurrency,
+            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        )
+    except (ValueError, OSError) as error:
+        print(f"eexarray serve: {error}", file=sys.stderr)
+        return 2
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(server.url, flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eexarray", description="Earth Engine imagery as lazy xarray Datasets.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

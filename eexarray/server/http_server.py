@@ -1,0 +1,269 @@
+"""The HTTP layer: stdlib ``ThreadingHTTPServer`` speaking HTTP/1.1 keep-alive, plus the knobs.
+
+One thread per connection: a delayed request (``latency_ms``) sleeps in its own
+thread and never holds up another; numpy, GDAL, pyproj and zlib release the GIL for
+the heavy parts of a pixel request. See docs/server.md for why this stack.
+
+Per request, in order: count it, read the body (size-capped), check the bearer
+token, check the concurrency cap, draw a fault, handle, sleep the latency, send.
+``/_stats`` and ``/_stats/reset`` bypass all of that; the discovery document is exempt
+from the token and from faults (like the real one, it is public).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+import traceback
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from eexarray.server.api import Api, Reply, classify, error_reply, json_reply
+from eexarray.server.errors import UNAUTHENTICATED_MESSAGE, ApiError
+from eexarray.server.options import FaultDice, ServerOptions
+from eexarray.server.stats import Stats
+
+logger = logging.getLogger("eexarray.server")
+
+FAULT_MESSAGES = {
+    429: "Quota exceeded for quota metric 'Requests' of service 'earthengine.googleapis.com' (injected fault).",
+    503: "The service is currently unavailable (injected fault).",
+}
+_CHUNK_LINE_LIMIT = 1024
+
+
+class _BodyError(Exception):
+    def __init__(self, error: ApiError):
+        self.error = error
+
+
+class EarthEngineHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # many clients connecting at once must not be refused
+
+    def __init__(self, address: tuple[str, int], api: Api, options: ServerOptions):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+        self.api = api
+        self.options = options
+        self.stats = Stats()
+        self.dice = FaultDice(options.faults)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def close_connections(self) -> None:
+        """Drop idle keep-alive connections so a stopped server frees its threads and port."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 300  # seconds an idle keep-alive connection is kept
+    server_version = "eexarray-server"
+    sys_version = ""
+    server: EarthEngineHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    # -- request flow -----------------------------------------------------------------
+    def _serve(self, http_method: str) -> None:
+        server = self.server
+        path = self.path.split("?", 1)[0]
+        if path in ("/_stats", "/_stats/reset"):
+            self._serve_stats(http_method, path)
+            return
+        method = classify(http_method, self.path)
+        server.stats.count_request(method)
+        try:
+            body = self._read_body()
+        except _BodyError as problem:
+            self.close_connection = True
+            self._send(error_reply(problem.error, method))
+            return
+        token = server.options.token
+        if token is not None and method != "discovery" and self.headers.get("Authorization", "") != f"Bearer {token}":
+            self._send(error_reply(ApiError(401, UNAUTHENTICATED_MESSAGE, "UNAUTHENTICATED"), method))
+            return
+        if not server.stats.enter(server.options.max_concurrency):
+            limit = server.options.max_concurrency
+            message = f"Too many concurrent requests: this server allows {limit} at once (max_concurrency)."
+            self._send(error_reply(ApiError(429, message, "RESOURCE_EXHAUSTED"), method))
+            return
+        try:
+            self._answer(http_method, method, body)
+        finally:
+            server.stats.leave()
+
+    def _answer(self, http_method: str, method: str, body: bytes) -> None:
+        server = self.server
+        fault = server.dice.draw() if method != "discovery" else None
+        if fault is not None:
+            server.stats.count_fault(fault)
+        if fault == "reset":
+            time.sleep(server.options.latency_seconds(0))
+            self._reset()
+            return
+        if fault is not None and fault.isdigit():
+            code = int(fault)
+            message = FAULT_MESSAGES.get(code, f"Injected fault {code}.")
+            reply = error_reply(ApiError(code, message), method)
+        else:
+            reply = self._handle(http_method, method, body)
+        time.sleep(server.options.latency_seconds(len(reply.body)))
+        truncate = fault == "truncate"
+        if reply.pixel_record is not None and reply.status == 200 and not truncate:
+            server.stats.count_pixels(reply.pixel_record)
+        self._send(reply, truncate=truncate)
+
+    def _handle(self, http_method: str, method: str, body: bytes) -> Reply:
+        host = self.headers.get("Host")
+        base_url = f"http://{host}" if host else self.server.url
+        try:
+            return self.server.api.handle(http_method, self.path, body, base_url)
+        except Exception as error:  # noqa: BLE001 - a server bug: answer 500 as the real service would, log the trace
+            logger.error("Internal error on %s %s\n%s", http_method, self.path, traceback.format_exc())
+            return error_reply(ApiError(500, f"Internal error: {type(error).__name__}: {error}", "INTERNAL"), method)
+
+    def _serve_stats(self, http_method: str, path: str) -> None:
+        if path == "/_stats" and http_method == "GET":
+            self._send(json_reply(self.server.stats.snapshot(), "stats"), count=False)
+        elif path == "/_stats/reset" and http_method == "POST":
+            self._read_body_quietly()
+            self.server.stats.reset()
+            self._send(json_reply({}, "stats"), count=False)
+        else:
+            self._read_body_quietly()
+            error = ApiError(405, "Use GET /_stats or POST /_stats/reset.", "METHOD_NOT_ALLOWED")
+            self._send(error_reply(error, "stats"), count=False)
+
+    # -- body -------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        limit = self.server.options.max_body_bytes
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(limit)
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return b""
+        try:
+            length = int(text)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise _BodyError(ApiError(400, f"Invalid Content-Length {text!r}.")) from None
+        if length > limit:
+            raise _BodyError(ApiError(413, f"Request body of {length} bytes exceeds the limit of {limit} bytes."))
+        return self.rfile.read(length)
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(_CHUNK_LINE_LIMIT)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BodyError(ApiError(400, "Malformed chunked request body.")) from None
+            if size == 0:
+                while self.rfile.readline(_CHUNK_LINE_LIMIT) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > limit:
+                raise _BodyError(ApiError(413, f"Request body exceeds the limit of {limit} bytes."))
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(_CHUNK_LINE_LIMIT)
+
+    def _read_body_quietly(self) -> None:
+        try:
+            self._read_body()
+        except _BodyError:
+            self.close_connection = True
+
+    # -- response ---------------------------------------------------------------------
+    def _send(self, reply: Reply, *, truncate: bool = False, count: bool = True) -> None:
+        if count:
+            self.server.stats.count_response(reply.status, len(reply.body))
+        try:
+            phrase = HTTPStatus(reply.status).phrase
+        except ValueError:
+            phrase = "Error"
+        headers = [
+            f"HTTP/1.1 {reply.status} {phrase}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {reply.content_type}",
+            f"Content-Length: {len(reply.body)}",
+        ]
+        headers += [f"{key}: {value}" for key, value in reply.headers.items()]
+        if self.close_connection or truncate:
+            headers.append("Connection: close")
+        head = ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1")
+        body = reply.body[: len(reply.body) // 2] if truncate else reply.body
+        try:
+            if len(body) <= 65536:
+                self.wfile.write(head + body)
+            else:
+                self.wfile.write(head)
+                self.wfile.write(memoryview(body))
+        except OSError:
+            self.close_connection = True
+            return
+        if truncate:  # the promised Content-Length never arrives: close mid-body
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP reset, without any response."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.wfile.close()
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
