@@ -1,4 +1,8 @@
-"""The ``eexarray`` command line: ``eexarray serve`` (more subcommands to come)."""
+"""The ``eexarray`` command line: thin wrappers over the public Python API.
+
+* ``eexarray serve``: run the local Earth Engine-compatible server.
+* ``eexarray demo``: the demo on the embedded local server.
+"""
 
 from __future__ import annotations
 
@@ -67,10 +71,30 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the demo on the embedded local server",
+        description="Open a year of Sentinel-2-like imagery lazily, compute an NDVI time series and a median "
+        "composite, write a PNG figure and a GeoTIFF, and report what was fetched.",
+    )
+    parser.add_argument("--output", default="demo-output", help="folder for the figure, GeoTIFF and summary")
+    parser.add_argument("--endpoint", default=None, help="use a running server instead of starting one")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from eexarray.demo import run_demo
+
+    run_demo(args.output, endpoint=args.endpoint)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eexarray", description="Earth Engine imagery as lazy xarray Datasets.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(subparsers)
+    _add_demo(subparsers)
     return parser
 
 
