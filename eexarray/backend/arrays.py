@@ -21,7 +21,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from eexarray.geometry import Window
+from eexarray.backend.indexing import select
 
 if TYPE_CHECKING:
     from eexarray.backend.dataset import OpenedAsset
@@ -42,43 +42,15 @@ class EexarrayBackendArray(BackendArray):
         self.dtype = np.dtype(opened.variable_dtype(band))
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
 
     def _read(self, key: tuple[Any, ...]) -> np.ndarray:
-        ranges, squeeze, steps = [], [], []
-        for axis, (item, size) in enumerate(zip(key, self.shape)):
-            if isinstance(item, (int, np.integer)):
-                index = int(item) + (size if item < 0 else 0)
-                ranges.append((index, index + 1))
-                squeeze.append(axis)
-                steps.append(slice(None))
-            else:
-                start, stop, step = item.indices(size)
-                if step < 0:  # read forwards, reverse afterwards
-                    picked = range(start, stop, step)
-                    if len(picked) == 0:
-                        ranges.append((0, 0))
-                        steps.append(slice(None))
-                        continue
-                    ranges.append((picked[-1], picked[0] + 1))
-                    steps.append(slice(None, None, step))
-                else:
-                    ranges.append((start, max(start, stop)))
-                    steps.append(slice(None, None, step))
-        if self.opened.has_time:
-            times, rows, cols = ranges
-        else:
-            (rows, cols), times = ranges, (0, 1)
-        window = Window(rows[0], rows[1], cols[0], cols[1])
-        if window.size == 0 or times[1] <= times[0]:
-            result = np.empty([stop - start for start, stop in ranges], dtype=self.dtype)
-        else:
-            data = self.opened.source.read(range(*times), window, [self.band])[self.band]
-            result = self.opened.finish(data, self.band)
-            if not self.opened.has_time:
-                result = result[0]
-        result = result[tuple(steps)]
-        return result.squeeze(axis=tuple(squeeze)) if squeeze else result
+        selection = select(key, self.shape, self.opened.has_time)
+        if selection.empty:
+            shape = tuple(n for axis, n in enumerate(selection.shape) if axis not in selection.squeeze)
+            return np.empty(shape, dtype=self.dtype)
+        data = self.opened.source.read(selection.times, selection.window, [self.band])[self.band]
+        return selection.cut(self.opened.finish(data, self.band))
 
 
 def _find_backend_array(data: Any) -> tuple[EexarrayBackendArray, tuple[slice, ...]] | None:

@@ -14,7 +14,7 @@ from dask.array.core import normalize_chunks
 from dask.base import tokenize
 
 from eexarray.backend.arrays import EexarrayBackendArray, EexarrayVariable, apply_missing
-from eexarray.backend.graph import band_arrays
+from eexarray.backend.graph import Finish, band_arrays
 from eexarray.backend.metadata import ResolvedAsset, parse_start_time
 from eexarray.backend.options import OpenOptions
 from eexarray.backend.prefetch import BlockLayout
@@ -104,20 +104,25 @@ class OpenedAsset:
                 source = dataclasses.replace(
                     self.source,
                     images=self.source.images[time_range[0] : time_range[1]] if self.has_time else self.source.images,
+                    expressions=(
+                        self.source.expressions[time_range[0] : time_range[1]]
+                        if self.has_time and self.source.expressions is not None
+                        else self.source.expressions
+                    ),
                     grid=self.source.grid.window(window),
                 )
                 token = tokenize(
-                    source.config.endpoint, source.images, source.grid.to_rest(), source.band_ids, source.dtypes,
-                    source.file_format, layout,
+                    source.config.endpoint, source.images, source.expressions, source.grid.to_rest(),
+                    source.band_ids, source.dtypes, source.file_format, layout, self.options.mask_and_scale,
                 )
-                arrays = self._arrays[cache_key] = band_arrays(source, layout, token, self.has_time)
-        array = arrays[self.source.band_ids[band]]
-        if self.options.mask_and_scale:
-            meta = self.resolved.bands[band]
-            array = array.map_blocks(
-                apply_missing, meta.missing_values, float_dtype_for(meta.dtype), dtype=float_dtype_for(meta.dtype)
-            )
-        return array
+                finishes = {}
+                if self.options.mask_and_scale:
+                    finishes = {
+                        index: Finish(meta.missing_values, float_dtype_for(meta.dtype))
+                        for index, meta in enumerate(self.resolved.bands)
+                    }
+                arrays = self._arrays[cache_key] = band_arrays(source, layout, token, self.has_time, finishes)
+        return arrays[self.source.band_ids[band]]
 
 
 def spatial_ref_attrs(grid: PixelGrid) -> dict[str, Any]:

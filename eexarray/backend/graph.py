@@ -25,9 +25,11 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask._task_spec import Task
+from dask._task_spec import DataNode, Task
+from dask.array.core import getter
 from dask.highlevelgraph import HighLevelGraph, Layer
 
+from eexarray.backend.indexing import select
 from eexarray.backend.prefetch import BlockIndex, BlockLayout, FetchPlan
 from eexarray.backend.source import PixelSource
 
@@ -40,6 +42,7 @@ class GraphContext:
     layout: BlockLayout
     band_of_name: dict[str, int]
     has_time: bool
+    finishes: dict[int, Finish] = field(default_factory=dict)
     _plans: dict[int, tuple[object, FetchPlan]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -48,7 +51,10 @@ class GraphContext:
 
     def __getstate__(self) -> dict[str, Any]:
         # Locks do not pickle and recent plans mean nothing in another process.
-        return {"source": self.source, "layout": self.layout, "band_of_name": self.band_of_name, "has_time": self.has_time}
+        return {
+            "source": self.source, "layout": self.layout, "band_of_name": self.band_of_name,
+            "has_time": self.has_time, "finishes": self.finishes,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -73,21 +79,44 @@ class GraphContext:
 
 
 @dataclass(frozen=True)
-class BandTask:
-    """Arguments of one band task (a dataclass, so dask does not traverse it as a task)."""
+class Finish:
+    """``mask_and_scale``: missing values -> NaN in ``float_dtype`` (applied inside the read)."""
+
+    missing_values: tuple[float, ...]
+    float_dtype: str
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        from eexarray.backend.arrays import apply_missing
+
+        return apply_missing(array, self.missing_values, self.float_dtype)
+
+
+@dataclass(frozen=True)
+class BlockReader:
+    """One band of one block, indexable like an array.
+
+    Its task is ``getter(reader, full_index)``; dask fuses a later ``ds.isel`` slice
+    into that index, so ``__getitem__`` receives the final selection and fetches
+    only the time steps and window it covers.
+    """
 
     plan: FetchPlan
     block: BlockIndex
     band: int
-    squeeze_time: bool
+    has_time: bool
+    shape: tuple[int, ...]
+    dtype: str
+    finish: Finish | None = None
 
-    def __call__(self) -> np.ndarray:
-        array = self.plan.take(self.block, self.band)
-        return array[0] if self.squeeze_time else array
-
-
-def _run(task: BandTask) -> np.ndarray:
-    return task()
+    def __getitem__(self, index: Any) -> np.ndarray:
+        selection = select(index if isinstance(index, tuple) else (index,), self.shape, self.has_time)
+        if selection.empty:
+            shape = tuple(n for axis, n in enumerate(selection.shape) if axis not in selection.squeeze)
+            return np.empty(shape, dtype=self.dtype)
+        data = self.plan.take(self.block, self.band, (selection.times, selection.window))
+        if self.finish is not None:
+            data = self.finish(data)
+        return selection.cut(data)
 
 
 class BandLayer(Layer):
@@ -130,7 +159,13 @@ class BandLayer(Layer):
         ):
             raise KeyError(key)
         plan = self.plan or FetchPlan(self.context.source, layout, {})
-        return Task(key, _run, BandTask(plan, block, self.band, not self.context.has_time))
+        shape = (layout.row_chunks[block[1]], layout.col_chunks[block[2]])
+        if self.context.has_time:
+            shape = (layout.time_chunks[block[0]], *shape)
+        finish = self.context.finishes.get(self.band)
+        dtype = finish.float_dtype if finish else self.context.source.dtypes[self.band]
+        reader = BlockReader(plan, block, self.band, self.context.has_time, shape, dtype, finish)
+        return Task(key, getter, DataNode(None, reader), tuple(slice(0, n) for n in shape))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._all_keys())
@@ -195,11 +230,12 @@ class _CulledBandLayer(Layer):
 
 
 def band_arrays(
-    source: PixelSource, layout: BlockLayout, token: str, has_time: bool
+    source: PixelSource, layout: BlockLayout, token: str, has_time: bool, finishes: dict[int, Finish] | None = None
 ) -> dict[str, da.Array]:
     """One dask array per band of ``source``, sharing requests as described in the module doc."""
     names = {band_id: f"{band_id}-{token}" for band_id in source.band_ids}
-    context = GraphContext(source, layout, {name: i for i, name in enumerate(names.values())}, has_time)
+    finishes = finishes or {}
+    context = GraphContext(source, layout, {name: i for i, name in enumerate(names.values())}, has_time, finishes)
     chunks: tuple[tuple[int, ...], ...] = (layout.row_chunks, layout.col_chunks)
     if has_time:
         chunks = (layout.time_chunks, *chunks)
@@ -207,6 +243,6 @@ def band_arrays(
     for index, band_id in enumerate(source.band_ids):
         name = names[band_id]
         graph = HighLevelGraph({name: BandLayer(name, index, context)}, {name: set()})
-        dtype = np.dtype(source.dtypes[index])
+        dtype = np.dtype(finishes[index].float_dtype if index in finishes else source.dtypes[index])
         arrays[band_id] = da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
     return arrays

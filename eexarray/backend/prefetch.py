@@ -1,29 +1,42 @@
-"""Keep many requests in flight while dask runs only a few threads.
+"""Keep many requests in flight while dask runs only a few threads; pack time series.
 
 Dask's threaded scheduler runs as many tasks at once as the machine has cores
 (2 here), and a task that waits on the network holds one of them. If each chunk
 task fetched its own pixels, 2 requests would be in flight while Earth Engine
-allows 40. So a compute plans ahead: when the graph is culled (see graph.py) the
-full list of blocks and bands that this compute needs is known, and the first
-task that runs starts a ``Prefetcher`` that keeps up to ``depth`` blocks in flight
-in the fetch pool, in plan order. A task then only *takes* its block (waiting if
-it is still on the wire). Each block's request carries every band the compute
-needs from it, and is dropped from memory once each of those bands was taken, so
-memory is bounded by ``depth`` blocks, not by the region.
+allows 40. So a compute plans ahead. When dask culls the graph (graph.py), every
+band layer records in the compute's ``FetchPlan`` which of its blocks are needed.
+The first task that runs starts a ``Prefetcher`` that keeps up to
+``max_concurrency`` requests in flight in the fetch pool; tasks then only *take*
+their block, waiting if it is still on the wire.
+
+What exactly a task needs from its block (the block, or the small window a
+``ds.isel`` cut out of it) is only known when the task runs, because dask fuses
+the slicing into our task (``getter`` semantics). So the prefetcher learns from
+what it sees: the window a task asked for at one spatial position is predicted
+for the other time blocks at that position, and when every task so far wanted
+whole blocks, whole blocks are predicted everywhere. Blocks it cannot predict
+are fetched when their task asks. Consecutive time blocks with the same
+prediction are read together, which the source packs into one ``computePixels``
+request when the window is small (a time series at a point costs one or two
+requests, not one per image).
+
+Each read carries every band the compute needs from its blocks, and is dropped
+from memory once each of those bands was taken, so memory is bounded by the
+requests in flight, not by the region.
 
 Plans do not travel to other processes (``FetchPlan.__reduce__``): on a
-dask.distributed worker each task reads its own block directly, since a worker
+dask.distributed worker each task reads what it needs directly, since a worker
 cannot know which blocks the scheduler will give it.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +44,9 @@ from eexarray.backend.source import PendingRead, PixelSource
 from eexarray.geometry import Window
 
 BlockIndex = tuple[int, int, int]  # (time block, row block, col block)
+Position = tuple[int, int]  # (row block, col block)
+# What a task needs from its block: time steps and window, relative to the block.
+Need = tuple[tuple[int, ...], Window]
 
 # A prefetcher nobody took from for this long belongs to an abandoned compute.
 IDLE_SECONDS = 120.0
@@ -44,13 +60,6 @@ class BlockLayout:
     row_chunks: tuple[int, ...]
     col_chunks: tuple[int, ...]
 
-    @staticmethod
-    def _starts(chunks: tuple[int, ...]) -> list[int]:
-        starts = [0]
-        for size in chunks[:-1]:
-            starts.append(starts[-1] + size)
-        return starts
-
     def times(self, block: int) -> range:
         start = sum(self.time_chunks[:block])
         return range(start, start + self.time_chunks[block])
@@ -62,9 +71,15 @@ class BlockLayout:
             row_start, row_start + self.row_chunks[row_block], col_start, col_start + self.col_chunks[col_block]
         )
 
+    def full_need(self, block: BlockIndex) -> Need:
+        return (
+            tuple(range(self.time_chunks[block[0]])),
+            Window(0, self.row_chunks[block[1]], 0, self.col_chunks[block[2]]),
+        )
+
 
 class FetchPlan:
-    """The blocks one compute needs, each with the band positions needed from it (in order)."""
+    """The blocks one compute needs, each with the band positions needed from it."""
 
     def __init__(self, source: PixelSource, layout: BlockLayout, blocks: Mapping[BlockIndex, Iterable[int]]):
         self.token = uuid.uuid4().hex
@@ -80,83 +95,184 @@ class FetchPlan:
         # Graphs shipped to other processes carry no plan: see the module docstring.
         return (FetchPlan, (self.source, self.layout, {}))
 
-    def read_now(self, block: BlockIndex, bands: tuple[int, ...]) -> PendingRead:
-        time_block, row_block, col_block = block
-        return self.source.start_read(
-            self.layout.times(time_block), self.layout.window(row_block, col_block), bands
-        )
+    def start(self, block: BlockIndex, need: Need, bands: tuple[int, ...], more_times: tuple[int, ...] = ()) -> PendingRead:
+        """Read ``need`` of ``block`` (plus absolute ``more_times`` at the same window) for ``bands``."""
+        times = self.layout.times(block[0])
+        absolute = tuple(times[t] for t in need[0]) + more_times
+        block_window = self.layout.window(block[1], block[2])
+        window = need[1].shift(block_window.row_start, block_window.col_start)
+        return self.source.start_read(absolute, window, bands)
 
-    def take(self, block: BlockIndex, band: int) -> np.ndarray:
-        """Band ``band`` of ``block`` as (time, rows, cols), through this process's prefetcher."""
-        if block not in self.blocks:
-            return self.read_now(block, (band,)).result()[band]
-        return _prefetcher(self).take(block, band)
+    def take(self, block: BlockIndex, band: int, need: Need) -> np.ndarray:
+        """``band`` of ``need`` of ``block`` as (time, rows, cols), through this process's prefetcher."""
+        if band not in self.blocks.get(block, ()):
+            return self.start(block, need, (band,)).result()[band]
+        return _prefetcher(self).take(block, band, need)
+
+
+@dataclass
+class _Entry:
+    """One block's share of a read: its time steps in the read, and the bands not yet taken."""
+
+    read: PendingRead
+    offset: int
+    count: int
+    remaining: set[int]
+    group: list[tuple[BlockIndex, Need]] = field(default_factory=list)
 
 
 class Prefetcher:
     def __init__(self, plan: FetchPlan) -> None:
         self.plan = plan
-        self.order = sorted(plan.blocks)
-        self.remaining = {block: set(bands) for block, bands in plan.blocks.items()}
-        self.pending: dict[BlockIndex, PendingRead] = {}
-        self.next_position = 0
+        self.source = plan.source
+        self.layout = plan.layout
+        self.cap = plan.source.config.max_concurrency
+        self.entries: dict[tuple[BlockIndex, Need], _Entry] = {}
+        self.started: set[tuple[BlockIndex, Need]] = set()
+        self.live_entries: dict[int, int] = {}  # id(read) -> entries not yet consumed
+        self.in_flight = 0  # requests of reads not yet fully consumed
+        # Per position, the first need seen there, and whether it asked for all its block's time steps.
+        self.observed: dict[Position, tuple[Need, bool]] = {}
+        self.only_full_blocks = True
+        # Per spatial position, its planned time blocks in order; positions wait until predictable.
+        self.queues: dict[Position, deque[int]] = {}
+        for block in sorted(plan.blocks):
+            self.queues.setdefault((block[1], block[2]), deque()).append(block[0])
+        self.unvisited: deque[Position] = deque(sorted(self.queues))
+        self.ready: deque[Position] = deque()
         self.lock = threading.Lock()
         self.last_used = time.monotonic()
-        source = plan.source
-        first_block = self.order[0] if self.order else (0, 0, 0)
-        requests_per_block = max(
-            1,
-            len(plan.layout.times(first_block[0]))
-            * len(source.plan(plan.layout.window(first_block[1], first_block[2]), sorted(plan.blocks.get(first_block, {0})))),
-        )
-        self.depth = max(2, math.ceil(source.config.max_concurrency / requests_per_block))
 
-    def _start(self, block: BlockIndex) -> None:
-        self.pending[block] = self.plan.read_now(block, tuple(sorted(self.remaining[block])))
+    # -- prediction ---------------------------------------------------------------------
+    def _observe(self, block: BlockIndex, need: Need) -> None:
+        position = (block[1], block[2])
+        if position in self.observed:
+            return
+        full = self.layout.full_need(block)
+        self.observed[position] = (need, need[0] == full[0])
+        if need != full:
+            self.only_full_blocks = False
+        self.ready.append(position)
+
+    def _predict(self, block: BlockIndex) -> Need | None:
+        full = self.layout.full_need(block)
+        seen = self.observed.get((block[1], block[2]))
+        if seen is None:
+            return full if self.observed and self.only_full_blocks else None
+        (times, window), all_times = seen
+        if all_times:
+            times = full[0]  # "every time step of the block" carries over to blocks of other lengths
+        elif any(t >= len(full[0]) for t in times):
+            return None
+        return (times, window)
+
+    # -- reads --------------------------------------------------------------------------
+    def _start_group(self, block: BlockIndex, need: Need) -> None:
+        bands = tuple(sorted(self.plan.blocks[block]))
+        group = [(block, need)]
+        block_window = self.layout.window(block[1], block[2])
+        window = need[1].shift(block_window.row_start, block_window.col_start)
+        times = [self.layout.times(block[0])[t] for t in need[0]]
+        baseline = self.source.requests_for(range(len(times)), window, bands)
+        queue = self.queues.get((block[1], block[2]), deque())
+        # Read following time blocks at the same window along, while that costs no extra request.
+        while queue:
+            following = (queue[0], block[1], block[2])
+            if tuple(sorted(self.plan.blocks[following])) != bands or self._predict(following) != need:
+                break
+            if (following, need) in self.started:
+                queue.popleft()
+                continue
+            extra = [self.layout.times(following[0])[t] for t in need[0]]
+            if self.source.requests_for(range(len(times) + len(extra)), window, bands) > max(1, baseline):
+                break
+            queue.popleft()
+            group.append((following, need))
+            times.extend(extra)
+        read = self.plan.start(block, need, bands, tuple(times[len(need[0]) :]))
+        self.in_flight += read.request_count
+        self.live_entries[id(read)] = len(group)
+        offset = 0
+        for member, member_need in group:
+            count = len(member_need[0])
+            self.entries[(member, member_need)] = _Entry(read, offset, count, set(bands), group)
+            self.started.add((member, member_need))
+            offset += count
+
+    def _next_position(self) -> Position | None:
+        """A spatial position with planned blocks whose needs can be predicted."""
+        while self.ready:
+            if self.queues.get(self.ready[0]):
+                return self.ready[0]
+            self.ready.popleft()
+        if self.observed and self.only_full_blocks:
+            while self.unvisited:
+                position = self.unvisited.popleft()
+                if self.queues.get(position):
+                    self.ready.append(position)
+                    return position
+        return None
 
     def _top_up(self) -> None:
-        while len(self.pending) < self.depth and self.next_position < len(self.order):
-            block = self.order[self.next_position]
-            self.next_position += 1
-            if block in self.remaining and block not in self.pending:
-                self._start(block)
+        while self.in_flight < self.cap:
+            position = self._next_position()
+            if position is None:
+                return
+            block = (self.queues[position].popleft(), *position)
+            need = self._predict(block)  # type: ignore[arg-type]
+            if need is None or (block, need) in self.started:
+                continue
+            self._start_group(block, need)  # type: ignore[arg-type]
 
-    def take(self, block: BlockIndex, band: int) -> np.ndarray:
+    def _release(self, entry: _Entry) -> None:
+        key = id(entry.read)
+        self.live_entries[key] -= 1
+        if self.live_entries[key] == 0:
+            del self.live_entries[key]
+            self.in_flight -= entry.read.request_count
+
+    # -- the task side ------------------------------------------------------------------
+    def take(self, block: BlockIndex, band: int, need: Need) -> np.ndarray:
         with self.lock:
             self.last_used = time.monotonic()
-            if band not in self.remaining.get(block, ()):
-                read = None  # already delivered once (a retried task): fetch it again
-            else:
-                if block not in self.pending:
-                    self._start(block)
-                read = self.pending[block]
-                self._top_up()
-        if read is None:
-            return self.plan.read_now(block, (band,)).result()[band]
+            self._observe(block, need)
+            key = (block, need)
+            entry = self.entries.get(key)
+            if entry is None and key not in self.started:
+                queue = self.queues.get((block[1], block[2]))
+                if queue and block[0] in queue:
+                    queue.remove(block[0])
+                self._start_group(block, need)
+                entry = self.entries[key]
+            if entry is not None and band not in entry.remaining:
+                entry = None  # taken once already (a retried task): read it again below
+            self._top_up()
+        if entry is None:
+            return self.plan.start(block, need, (band,)).result()[band]
         try:
-            arrays = read.result()
+            arrays = entry.read.result()
         except BaseException:
             with self.lock:
-                if self.pending.get(block) is read:
-                    del self.pending[block]  # let a retried task fetch afresh
+                for member in entry.group:  # let retried tasks read afresh
+                    if self.entries.pop(member, None) is not None:
+                        self.started.discard(member)
+                        self._release(entry)
             raise
         with self.lock:
-            bands = self.remaining.get(block)
-            if bands is not None:
-                bands.discard(band)
-                if not bands:
-                    del self.remaining[block]
-                    self.pending.pop(block, None)
-                    self._top_up()
-            if not self.remaining:
+            entry.remaining.discard(band)
+            if not entry.remaining and self.entries.get(key) is entry:
+                del self.entries[key]
+                self._release(entry)
+                self._top_up()
+            if not self.entries and not any(self.queues.values()):
                 _forget(self.plan.token)
-        return arrays[band]
+        return arrays[band][entry.offset : entry.offset + entry.count]
 
     def cancel(self) -> None:
         with self.lock:
-            for read in self.pending.values():
-                read.cancel()
-            self.pending.clear()
+            for entry in self.entries.values():
+                entry.read.cancel()
+            self.entries.clear()
 
 
 _prefetchers: dict[str, Prefetcher] = {}

@@ -3,22 +3,43 @@
 It is the unit both the lazy (non-dask) arrays and the dask graph call. It is a
 frozen dataclass of plain configuration, so it pickles small and carries no
 session, token or pixels; requests go through the per-process transport state.
+
+Three ways to fetch, chosen per read:
+
+* stored images, one ``getPixels`` per planned request and image;
+* stored images over several time steps, **packed**: one ``computePixels`` of
+  ``ImageCollection.toBands`` carries up to 1024 (image, band) pairs, so a small
+  window across 500 images costs one or two requests instead of 500. Used when
+  the endpoint evaluates expressions; if it refuses, this process falls back to
+  per-image ``getPixels`` for good;
+* computed images (an expression per time step), ``computePixels``.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
+from eexarray.backend import expressions
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, plan_requests
-from eexarray.transport import ConnectionConfig, RestClient, RetryPolicy
-from eexarray.transport.api import get_pixels
+from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
+from eexarray.transport.api import compute_pixels, get_pixels
 from eexarray.transport.http import DEFAULT_RETRY
 from eexarray.transport.session import endpoint_state
+
+PACKING_MODES = ("auto", "never")
+# Endpoints (per process) found not to evaluate packed expressions.
+_no_packing: set[str] = set()
+_no_packing_lock = threading.Lock()
+
+# (field name in the response, time position in the read, band position)
+Placement = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -33,33 +54,126 @@ class PixelSource:
     file_format: str = "NPY"
     limits: RequestLimits = DEFAULT_LIMITS
     retry: RetryPolicy = DEFAULT_RETRY
+    expressions: tuple[str, ...] | None = None  # canonical JSON, one per time step, for computed images
+    packing: str = "auto"
+
+    @property
+    def project_path(self) -> str:
+        return f"projects/{self.config.project or 'earthengine-legacy'}"
 
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
         return plan_requests(window, self.dtypes, bands, self.limits)
 
+    def packs(self, times: range) -> bool:
+        return (
+            self.expressions is None
+            and self.packing == "auto"
+            and len(times) > 1
+            and self.config.endpoint not in _no_packing
+        )
+
+    def requests_for(self, times: range, window: Window, bands: Sequence[int]) -> int:
+        """How many requests a read makes (for sizing look-ahead)."""
+        if self.packs(times):
+            dtypes = [self.dtypes[b] for _ in times for b in bands]
+            return len(plan_requests(window, dtypes, None, self.limits))
+        return len(times) * len(self.plan(window, bands))
+
     def start_read(self, times: range, window: Window, bands: Sequence[int]) -> PendingRead:
         """Submit every request of the read to the process's fetch pool; returns at once."""
-        state = endpoint_state(self.config)
-        client = RestClient(self.config, self.retry)
-        planned = self.plan(window, bands)
-        submissions = []
-        for position, time in enumerate(times):
-            for request in planned:
-                future = state.pool.submit(
-                    get_pixels,
-                    client,
-                    self.images[time],
-                    self.grid.window(request.window),
-                    [self.band_ids[b] for b in request.bands],
-                    [np.dtype(self.dtypes[b]) for b in request.bands],
-                    file_format=self.file_format,
-                )
-                submissions.append((position, request, future))
-        return PendingRead(self, len(times), window, tuple(bands), submissions)
+        bands = tuple(bands)
+        if self.packs(times):
+            submissions = self._submit_packed(times, window, bands)
+        else:
+            submissions = self._submit_per_image(times, window, bands)
+        return PendingRead(self, times, window, bands, submissions)
 
     def read(self, times: range, window: Window, bands: Sequence[int]) -> dict[int, np.ndarray]:
         """Pixels of ``bands`` as ``{band position: array (time, rows, cols)}``."""
         return self.start_read(times, window, bands).result()
+
+    # -- submission ---------------------------------------------------------------------
+    def _submit_per_image(
+        self, times: range, window: Window, bands: tuple[int, ...]
+    ) -> list[tuple[Future, Window, list[Placement]]]:
+        state = endpoint_state(self.config)
+        client = RestClient(self.config, self.retry)
+        submissions = []
+        for position, time in enumerate(times):
+            for request in self.plan(window, bands):
+                band_ids = [self.band_ids[b] for b in request.bands]
+                dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
+                grid = self.grid.window(request.window)
+                if self.expressions is None:
+                    future = state.pool.submit(
+                        get_pixels, client, self.images[time], grid, band_ids, dtypes, file_format=self.file_format
+                    )
+                else:
+                    future = state.pool.submit(
+                        compute_pixels, client, self.project_path, json.loads(self.expressions[time]),
+                        grid, band_ids, dtypes, file_format=self.file_format,
+                    )
+                placements = [(self.band_ids[b], position, b) for b in request.bands]
+                submissions.append((future, request.window, placements))
+        return submissions
+
+    def _submit_packed(
+        self, times: range, window: Window, bands: tuple[int, ...]
+    ) -> list[tuple[Future, Window, list[Placement]]]:
+        state = endpoint_state(self.config)
+        client = RestClient(self.config, self.retry)
+        virtual = [(position, band) for position in range(len(times)) for band in bands]
+        dtypes = [self.dtypes[band] for _, band in virtual]
+        submissions = []
+        for request in plan_requests(window, dtypes, None, self.limits):
+            members: list[tuple[int, list[int]]] = []  # (time position, bands), in order
+            for index in request.bands:
+                position, band = virtual[index]
+                if members and members[-1][0] == position:
+                    members[-1][1].append(band)
+                else:
+                    members.append((position, [band]))
+            images = [(self.images[times[p]], [self.band_ids[b] for b in bs]) for p, bs in members]
+            names = expressions.packed_band_ids(images)
+            placements = [
+                (name, position, band)
+                for name, (position, band) in zip(names, ((p, b) for p, bs in members for b in bs))
+            ]
+            future = state.pool.submit(
+                self._fetch_packed, client, images, names, request.window,
+                [np.dtype(self.dtypes[b]) for _, bs in members for b in bs],
+            )
+            submissions.append((future, request.window, placements))
+        return submissions
+
+    def _fetch_packed(
+        self, client: RestClient, images: list[tuple[str, list[str]]], names: list[str], window: Window,
+        dtypes: list[np.dtype],
+    ) -> dict[str, np.ndarray]:
+        grid = self.grid.window(window)
+        if len(images) > 1 and self.config.endpoint not in _no_packing:
+            try:
+                return compute_pixels(
+                    client, self.project_path, expressions.packed_time_series(images), grid, names, dtypes,
+                    file_format=self.file_format, what=f"packed computePixels of {len(images)} images",
+                )
+            except EarthEngineRequestError as error:
+                if error.status not in (400, 404, 405, 501):
+                    raise
+                with _no_packing_lock:
+                    _no_packing.add(self.config.endpoint)
+        # One image, or an endpoint that does not pack: getPixels per image, same placements.
+        result: dict[str, np.ndarray] = {}
+        cursor = 0
+        for image, band_ids in images:
+            count = len(band_ids)
+            fetched = get_pixels(
+                client, image, grid, band_ids, dtypes[cursor : cursor + count], file_format=self.file_format
+            )
+            for name, band_id in zip(names[cursor : cursor + count], band_ids):
+                result[name] = fetched[band_id]
+            cursor += count
+        return result
 
 
 class PendingRead:
@@ -68,37 +182,40 @@ class PendingRead:
     def __init__(
         self,
         source: PixelSource,
-        count: int,
+        times: range,
         window: Window,
         bands: tuple[int, ...],
-        submissions: list[tuple[int, PlannedRequest, Future]],
+        submissions: list[tuple[Future, Window, list[Placement]]],
     ) -> None:
         self.source = source
-        self.count = count
+        self.times = times
         self.window = window
         self.bands = bands
         self.submissions = submissions
+        self.request_count = len(submissions)
         self._result: dict[int, np.ndarray] | None = None
+        self._lock = threading.Lock()
 
     def result(self) -> dict[int, np.ndarray]:
-        if self._result is None:
-            try:
-                arrays = {
-                    band: np.empty((self.count, *self.window.shape), dtype=self.source.dtypes[band])
-                    for band in self.bands
-                }
-                for position, request, future in self.submissions:
-                    fetched = future.result()
-                    rows, cols = request.window.relative_to(self.window).slices()
-                    for band in request.bands:
-                        arrays[band][position, rows, cols] = fetched[self.source.band_ids[band]]
-            except BaseException:
-                self.cancel()
-                raise
-            self._result = arrays
-            self.submissions = []
-        return self._result
+        with self._lock:
+            if self._result is None:
+                try:
+                    arrays = {
+                        band: np.empty((len(self.times), *self.window.shape), dtype=self.source.dtypes[band])
+                        for band in self.bands
+                    }
+                    for future, request_window, placements in self.submissions:
+                        fetched = future.result()
+                        rows, cols = request_window.relative_to(self.window).slices()
+                        for name, position, band in placements:
+                            arrays[band][position, rows, cols] = fetched[name]
+                except BaseException:
+                    self.cancel()
+                    raise
+                self._result = arrays
+                self.submissions = []
+            return self._result
 
     def cancel(self) -> None:
-        for _, _, future in self.submissions:
+        for future, _, _ in self.submissions:
             future.cancel()

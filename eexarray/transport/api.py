@@ -9,6 +9,7 @@ import numpy as np
 
 from eexarray.geometry import PixelGrid
 from eexarray.transport.decode import DECODERS
+from eexarray.transport.errors import CorruptResponseError
 from eexarray.transport.http import RestClient
 
 LIST_PAGE_SIZE = 1000
@@ -35,6 +36,35 @@ def list_images(
         params["pageToken"] = token
 
 
+def compute_value(client: RestClient, project: str, expression: dict[str, Any], *, what: str = "") -> Any:
+    """``value:compute``: the JSON value of an expression (e.g. an image's getInfo metadata)."""
+    body = {"expression": expression}
+    return client.post_json(f"{project}/value:compute", body, what=what or "value:compute")["result"]
+
+
+def compute_pixels(
+    client: RestClient,
+    project: str,
+    expression: dict[str, Any],
+    grid: PixelGrid,
+    band_ids: Sequence[str],
+    dtypes: Sequence[np.dtype],
+    *,
+    file_format: str = "NPY",
+    what: str = "",
+) -> dict[str, np.ndarray]:
+    """One ``computePixels`` call, validated like ``get_pixels``."""
+    decoder = DECODERS[file_format]
+    body = {"expression": expression, "fileFormat": file_format, "grid": grid.to_rest(), "bandIds": list(band_ids)}
+    shape = grid.shape
+    return client.post_bytes(
+        f"{project}/image:computePixels",
+        body,
+        lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
+        what=what or f"computePixels of {len(band_ids)} bands, {grid.width}x{grid.height} px",
+    )
+
+
 def get_pixels(
     client: RestClient,
     name: str,
@@ -58,3 +88,26 @@ def get_pixels(
         lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
         what=what,
     )
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(content: bytes) -> bytes:
+    if not content.startswith(PNG_MAGIC):
+        raise CorruptResponseError(f"not a PNG body (starts with {content[:16]!r})")
+    return content
+
+
+def get_pixels_png(
+    client: RestClient, name: str, grid: PixelGrid, band_ids: Sequence[str], visualization: dict[str, Any]
+) -> bytes:
+    """One ``getPixels`` call rendered by the server: ``visualizationOptions`` -> an RGBA PNG (raw bytes)."""
+    body = {
+        "fileFormat": "PNG",
+        "grid": grid.to_rest(),
+        "bandIds": list(band_ids),
+        "visualizationOptions": visualization,
+    }
+    what = f"PNG preview of {name} bands {list(band_ids)} ({grid.width}x{grid.height} px)"
+    return client.post_bytes(f"{name}:getPixels", body, _check_png, what=what)

@@ -1,0 +1,85 @@
+"""Earth Engine expression graphs built without ``earthengine-api``. Pure.
+
+An expression is ``{"result": key, "values": {key: ValueNode}}``. We build the few
+we need (load, select, pack a time series into one image) and wrap expressions users
+give us (a computed image, or one image of a computed collection).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+Expression = dict[str, Any]
+
+
+def _invoke(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"functionInvocationValue": {"functionName": name, "arguments": arguments}}
+
+
+def _constant(value: Any) -> dict[str, Any]:
+    return {"constantValue": value}
+
+
+def load_image(asset_id: str) -> dict[str, Any]:
+    return _invoke("Image.load", id=_constant(asset_id))
+
+
+def select_bands(image: dict[str, Any], band_ids: Sequence[str]) -> dict[str, Any]:
+    return _invoke("Image.select", input=image, bandSelectors=_constant(list(band_ids)))
+
+
+def packed_time_series(images: Sequence[tuple[str, Sequence[str]]]) -> Expression:
+    """One image holding ``bands`` of each ``(asset id, bands)`` in order.
+
+    ``ImageCollection.toBands`` names the bands ``<k>_<band>``, ``k`` being the image's
+    position in ``ImageCollection.fromImages`` (its ``system:index``).
+    """
+    members = [select_bands(load_image(asset), bands) for asset, bands in images]
+    collection = _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": members}})
+    return {"result": "0", "values": {"0": _invoke("ImageCollection.toBands", collection=collection)}}
+
+
+def packed_band_ids(images: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    return [f"{position}_{band}" for position, (_, bands) in enumerate(images) for band in bands]
+
+
+def validate_expression(value: Any) -> Expression:
+    """A well-formed expression graph (``result`` names an entry of ``values``), else ValueError."""
+    if not isinstance(value, dict) or set(value) - {"result", "values"} or "result" not in value:
+        raise ValueError(
+            "An Earth Engine expression must be a dict {'result': key, 'values': {key: ValueNode}}, "
+            f"got {str(value)[:200]!r}"
+        )
+    values = value.get("values")
+    if not isinstance(values, dict) or value["result"] not in values:
+        raise ValueError(f"Expression result {value['result']!r} is not a key of its 'values'")
+    return value
+
+
+def from_ee_object(obj: Any) -> Expression | None:
+    """The expression of an ``ee.Image``/``ee.ImageCollection`` (importing ``ee`` only for such objects)."""
+    module = type(obj).__module__ or ""
+    if not (module == "ee" or module.startswith("ee.")):
+        return None
+    import ee
+
+    return ee.serializer.encode(obj, for_cloud_api=True)
+
+
+def element_of(collection: Expression, index: int, count: int) -> Expression:
+    """The ``index``-th image of a computed collection: ``List.get(toList(collection, count), index)``."""
+    values = dict(collection["values"])
+    root = {"valueReference": collection["result"]}
+    key = "eexarray_element"
+    while key in values:
+        key += "_"
+    as_list = _invoke("ImageCollection.toList", collection=root, count=_constant(count))
+    values[key] = _invoke("List.get", list=as_list, index=_constant(index))
+    return {"result": key, "values": values}
+
+
+def canonical(expression: Expression) -> str:
+    """Stable JSON text: hashable and small to pickle."""
+    return json.dumps(expression, sort_keys=True, separators=(",", ":"))
