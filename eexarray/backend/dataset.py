@@ -44,6 +44,7 @@ class OpenedAsset:
             band_ids=tuple(band.id for band in resolved.bands),
             dtypes=tuple(band.dtype for band in resolved.bands),
             file_format=options.file_format,
+            expressions=resolved.expressions,
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)

@@ -7,6 +7,8 @@ from typing import Any
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
+from eexarray.backend import expressions
+from eexarray.backend.computed import resolve_computed
 from eexarray.backend.dataset import OpenedAsset, build_dataset
 from eexarray.backend.metadata import resolve_asset
 from eexarray.backend.options import parse_options
@@ -40,7 +42,10 @@ def open_eexarray(
     file_format: str = "NPY",
 ) -> xr.Dataset:
     """Validate every option, fetch metadata (one get, one paged listing) and build the lazy Dataset."""
-    name = asset_name(asset)
+    expression = expressions.from_ee_object(asset)
+    if expression is None and isinstance(asset, dict):
+        expression = expressions.validate_expression(asset)
+    name = asset_name(asset) if expression is None else None
     options = parse_options(
         bands=bands, crs=crs, scale=scale, region=region, grid=grid, start=start, end=end,
         filter=filter, mask_and_scale=mask_and_scale, file_format=file_format,
@@ -48,7 +53,11 @@ def open_eexarray(
     config = ConnectionConfig.create(
         endpoint, high_volume=high_volume, project=project, credentials=credentials, max_concurrency=max_concurrency
     )
-    resolved = resolve_asset(RestClient(config), name, options)
+    client = RestClient(config)
+    if expression is not None:
+        resolved = resolve_computed(client, f"projects/{config.project or 'earthengine-legacy'}", expression, options)
+    else:
+        resolved = resolve_asset(client, name, options)
     return build_dataset(OpenedAsset(resolved, config, options), drop_variables)
 
 

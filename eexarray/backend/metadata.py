@@ -35,6 +35,7 @@ class BandMeta:
     missing_values: tuple[float, ...]
     pyramiding_policy: str
     data_type: str  # the REST dataType object, as JSON text (attrs must be simple values)
+    bounded: bool = True  # False: a computed band with a lattice but no extent (e.g. a composite)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ResolvedAsset:
     bands: tuple[BandMeta, ...]
     grid: PixelGrid
     properties: dict[str, Any]
+    expressions: tuple[str, ...] | None = None  # computed images: canonical expression per time step
 
 
 def dtype_of(data_type: dict[str, Any]) -> str:
@@ -133,12 +135,12 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
         if listed is not None and not {band.id for band in bands} <= listed:
             missing = sorted({band.id for band in bands} - listed)
             raise ValueError(f"Image {image.get('id')!r} of the collection lacks band(s) {missing}; select bands= present in all images")
-    footprints = [
-        PixelGrid.from_rest(band["grid"]).bounds
-        for image in images
-        for band in image.get("bands", [])[:1]
-        if band.get("grid")
-    ]
+    footprints = []
+    for image in images:
+        for band in image.get("bands", [])[:1]:
+            if band.get("grid"):
+                band_grid = PixelGrid.from_rest(band["grid"])
+                footprints.append((band_grid.crs, band_grid.bounds))
     grid = choose_grid(bands, options, footprints)
     return ResolvedAsset(
         name=name,
@@ -166,13 +168,28 @@ def finest_grid(bands: tuple[BandMeta, ...]) -> PixelGrid:
     return finest.grid
 
 
-def choose_grid(
-    bands: tuple[BandMeta, ...], options: OpenOptions, footprints: list[tuple[float, float, float, float]]
-) -> PixelGrid:
+Footprint = tuple[str, tuple[float, float, float, float]]  # (crs, bounds in that crs)
+
+
+def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def choose_grid(bands: tuple[BandMeta, ...], options: OpenOptions, footprints: list[Footprint]) -> PixelGrid:
     """The output grid: ``grid`` as given, else the native lattice or a crs/scale lattice over the region."""
     if options.grid is not None:
         return options.grid
     native = finest_grid(bands)
+    bounded = all(band.bounded for band in bands)
+    if not bounded and options.region is None:
+        raise ValueError(
+            "This computed image has no bounded native grid (e.g. a composite): pass region= (with crs= and "
+            "scale= to choose the lattice) or grid="
+        )
     crs = options.crs or native.crs
     same_crs = crs == native.crs
     if options.scale is None and not same_crs:
@@ -181,23 +198,30 @@ def choose_grid(
     on_native_lattice = same_crs and native.is_axis_aligned and (
         options.scale is None or np.allclose(options.scale, native_scale, rtol=1e-9)
     )
+    if bounded:
+        boxes = [transform_bounds(bounds, source_crs, crs) for source_crs, bounds in footprints] or [
+            native.footprint_bounds(crs)
+        ]
+        extent = _union(boxes)
     if options.region is not None:
         bounds = transform_bounds(options.region, "EPSG:4326", crs)
-    elif footprints and len(footprints) > 1:
-        # A collection's extent is the union of its images' footprints.
-        source_crs = native.crs
-        boxes = [transform_bounds(fp, source_crs, crs) for fp in footprints]
-        bounds = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        if bounded and not _overlaps(bounds, extent):
+            raise ValueError(
+                f"region {options.region} does not intersect the data, whose extent is "
+                f"{transform_bounds(extent, crs, 'EPSG:4326')} (west, south, east, north in EPSG:4326)"
+            )
+    elif len(footprints) > 1:
+        bounds = extent  # a collection's extent is the union of its images' footprints
     else:
         if on_native_lattice:
             return native
         bounds = native.footprint_bounds(crs)
     if on_native_lattice:
         window = native.window_covering(bounds)
-        if options.region is None:
+        if options.region is None or not bounded:
             return native.window(window)
-        clipped = window.intersection(Window(0, native.height, 0, native.width)) or window
-        return native.window(clipped)
+        clipped = window.intersection(Window(0, native.height, 0, native.width))
+        return native.window(clipped if clipped is not None else window)
     scale = options.scale if options.scale is not None else native_scale
     return PixelGrid.from_bounds(crs, bounds, scale)
 

@@ -34,6 +34,9 @@ FAULT_MESSAGES = {
     503: "The service is currently unavailable (injected fault).",
 }
 _CHUNK_LINE_LIMIT = 1024
+# Every socket operation of a connection times out after this long: an idle keep-alive
+# connection, or a client that stops mid request line, headers or body, is closed.
+IDLE_TIMEOUT_SECONDS = 300
 
 
 class _BodyError(Exception):
@@ -85,7 +88,7 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    timeout = 300  # seconds an idle keep-alive connection is kept
+    timeout = IDLE_TIMEOUT_SECONDS
     server_version = "eexarray-server"
     sys_version = ""
     server: EarthEngineHttpServer
@@ -117,6 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         method = classify(http_method, self.path)
         server.stats.count_request(method)
+        user_project = self.headers.get("X-Goog-User-Project")
+        if user_project:
+            server.stats.count_user_project(user_project[:200])
         try:
             body = self._read_body()
         except _BodyError as problem:
@@ -133,19 +139,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(error_reply(ApiError(429, message, "RESOURCE_EXHAUSTED"), method))
             return
         try:
-            self._answer(http_method, method, body)
+            reply, fault = self._answer(http_method, method, body)
         finally:
+            # A request stops counting as in flight once its answer is ready, before it is
+            # written: the client holds its own slot until it has read the answer, so the
+            # server never counts more requests than a client lets out (no spurious 429
+            # when client and server use the same cap).
             server.stats.leave()
+        if reply is None:
+            self._reset()
+            return
+        truncate = fault == "truncate"
+        if reply.pixel_record is not None and reply.status == 200 and not truncate:
+            server.stats.count_pixels(reply.pixel_record)
+        self._send(reply, truncate=truncate)
 
-    def _answer(self, http_method: str, method: str, body: bytes) -> None:
+    def _answer(self, http_method: str, method: str, body: bytes) -> tuple[Reply | None, str | None]:
         server = self.server
         fault = server.dice.draw() if method != "discovery" else None
         if fault is not None:
             server.stats.count_fault(fault)
         if fault == "reset":
             time.sleep(server.options.latency_seconds(0))
-            self._reset()
-            return
+            return None, fault  # no answer at all: the connection is dropped
         if fault is not None and fault.isdigit():
             code = int(fault)
             message = FAULT_MESSAGES.get(code, f"Injected fault {code}.")
@@ -153,10 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             reply = self._handle(http_method, method, body)
         time.sleep(server.options.latency_seconds(len(reply.body)))
-        truncate = fault == "truncate"
-        if reply.pixel_record is not None and reply.status == 200 and not truncate:
-            server.stats.count_pixels(reply.pixel_record)
-        self._send(reply, truncate=truncate)
+        return reply, fault
 
     def _handle(self, http_method: str, method: str, body: bytes) -> Reply:
         host = self.headers.get("Host")
@@ -262,7 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.wfile.close()
+            # rfile holds a reference that defers the socket's close; wfile stays open (it
+            # holds none) because BaseHTTPRequestHandler flushes it after every request.
             self.rfile.close()
             self.connection.close()
         except OSError:

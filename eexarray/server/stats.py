@@ -19,6 +19,7 @@ class Stats:
         self.requests: collections.Counter[str] = collections.Counter()
         self.statuses: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
+        self.user_projects: collections.Counter[str] = collections.Counter()  # X-Goog-User-Project values
         self.rejected = 0
         self.pixels_bytes = 0
         self.response_bytes = 0
@@ -43,6 +44,10 @@ class Stats:
         with self._lock:
             self.requests[method] += 1
 
+    def count_user_project(self, project: str) -> None:
+        with self._lock:
+            self.user_projects[project] += 1
+
     def count_response(self, status: int | str, size: int) -> None:
         with self._lock:
             self.statuses[str(status)] += 1
@@ -63,6 +68,7 @@ class Stats:
                 "requests": dict(self.requests),
                 "statuses": dict(self.statuses),
                 "faults": dict(self.faults),
+                "user_projects": dict(self.user_projects),
                 "rejected": self.rejected,
                 "pixels_bytes": self.pixels_bytes,
                 "response_bytes": self.response_bytes,

@@ -121,3 +121,38 @@ def test_compute_on_a_multiprocess_cluster(server):
     for time in range(30):
         np.testing.assert_array_equal(nir[time], procedural_values(1, np.arange(5)[:, None], np.arange(5)[None, :], time, "uint16"))
     assert SMALL.shape == (400, 600)
+
+
+def test_quota_project_header_and_token_are_sent(server, stats):
+    from google.oauth2.credentials import Credentials
+
+    with eexarray.serve(catalog=[__import__("tests.client.conftest", fromlist=["x"]).catalog()[1]], token="s3cret") as guarded:
+        ds = eexarray.open_dataset(
+            "test/mixed", endpoint=guarded.url, project="billing-project", credentials=Credentials("s3cret")
+        )
+        np.testing.assert_array_equal(ds.u8.values[:2, :2], procedural_values(0, np.arange(2)[:, None], np.arange(2)[None, :], 0, "uint8"))
+        summary = guarded.stats()
+    assert summary["user_projects"] == {"billing-project": sum(summary["requests"].values())}
+    assert summary["statuses"].get("401", 0) == 0
+
+
+def test_a_ten_thousand_image_collection_opens_with_one_listing(stats):
+    from eexarray.server.images import procedural_collection
+
+    from .conftest import SMALL
+
+    big = procedural_collection("test/ten_thousand", SMALL, 10_000, dtypes=("uint8",))
+    with eexarray.serve(catalog=[big]) as many:
+        ds = eexarray.open_dataset("test/ten_thousand", endpoint=many.url)
+        counts = many.stats()["requests"]
+    assert ds.sizes["time"] == 10_000
+    assert counts == {"getAsset": 1, "listAssets": 10}  # pages of 1000, no per-image call
+    assert ds.image_id.values[-1].endswith("09999")
+
+
+def test_guess_can_open_is_offline():
+    from eexarray.backend.entrypoint import EexarrayBackendEntrypoint
+
+    entry = EexarrayBackendEntrypoint()
+    assert entry.guess_can_open("ee://A/B") and entry.guess_can_open("projects/p/assets/x")
+    assert not entry.guess_can_open("/data/file.nc") and not entry.guess_can_open(42)
