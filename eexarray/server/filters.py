@@ -69,6 +69,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from eexarray.server.geojson import GeometryError, Shapes, intersects, parse_geometry, parse_geometry_text
+
 __all__ = ["FilterError", "parse_filter"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -240,17 +242,17 @@ class _HasProperty:
 
 @dataclass(frozen=True)
 class _Intersects:
-    region: Shape
+    region: Shapes
 
     def __call__(self, asset: Mapping[str, Any]) -> bool:
         footprint = asset.get("geometry")
         if footprint is None:
             return False
         try:
-            shape = shape_from_geojson(footprint)
-        except ValueError as error:
+            shape = parse_geometry(footprint)
+        except GeometryError as error:
             raise ValueError(f"asset {_asset_label(asset)}: bad geometry: {error}") from None
-        return shapes_intersect(self.region, shape)
+        return intersects(self.region, shape)
 
 
 # --------------------------------------------------------------------------- parser
@@ -479,217 +481,8 @@ class _Parser:
                              'intersects(geometry, "<GeoJSON or WKT>")', opened)
         argument = arguments[0]
         try:
-            return _Intersects(shape_from_text(argument.text))
+            return _Intersects(parse_geometry_text(argument.text))
         except ValueError as error:
             snippet = argument.text if len(argument.text) <= 60 else argument.text[:57] + "..."
             raise self.error(f"intersects() needs a GeoJSON geometry or WKT string; cannot read {snippet!r}: "
                              f"{error}", argument.position) from None
-
-
-# --------------------------------------------------------------------------- geometry
-
-@dataclass(frozen=True)
-class Shape:
-    """A planar geometry in lon/lat: isolated points, paths (polylines) and polygons
-    (each a tuple of rings, exterior first, without the repeated closing vertex)."""
-
-    points: tuple[Point, ...] = ()
-    paths: tuple[tuple[Point, ...], ...] = ()
-    polygons: tuple[tuple[tuple[Point, ...], ...], ...] = ()
-
-    def segments(self) -> list[tuple[Point, Point]]:
-        result = [(path[i], path[i + 1]) for path in self.paths for i in range(len(path) - 1)]
-        for polygon in self.polygons:
-            for ring in polygon:
-                result.extend((ring[i], ring[(i + 1) % len(ring)]) for i in range(len(ring)))
-        return result
-
-    def vertices(self) -> list[Point]:
-        """One vertex per connected piece: enough to decide containment once no edges cross."""
-        return list(self.points) + [path[0] for path in self.paths] + [polygon[0][0] for polygon in self.polygons]
-
-    def bounds(self) -> tuple[float, float, float, float] | None:
-        xs = [p[0] for p in self.points] + [p[0] for path in self.paths for p in path]
-        ys = [p[1] for p in self.points] + [p[1] for path in self.paths for p in path]
-        xs += [p[0] for polygon in self.polygons for p in polygon[0]]
-        ys += [p[1] for polygon in self.polygons for p in polygon[0]]
-        return (min(xs), min(ys), max(xs), max(ys)) if xs else None
-
-
-_GEOJSON_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
-
-
-def shape_from_text(text: str) -> Shape:
-    """GeoJSON, GeoJSON with single quotes (the official client's encoding) or WKT."""
-    stripped = text.strip()
-    if stripped[:1].isalpha():
-        return shape_from_geojson(_geojson_from_wkt(stripped))
-    try:
-        document = json.loads(stripped)
-    except json.JSONDecodeError:
-        try:
-            document = json.loads(stripped.replace("'", '"'))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"not valid JSON ({error.msg} at character {error.pos})") from None
-    return shape_from_geojson(document)
-
-
-def shape_from_geojson(geometry: Any) -> Shape:
-    if not isinstance(geometry, Mapping):
-        raise ValueError(f"expected a GeoJSON object, got {type(geometry).__name__}")
-    kind = geometry.get("type")
-    if kind == "Feature":
-        return shape_from_geojson(geometry.get("geometry"))
-    if kind == "GeometryCollection":
-        members = geometry.get("geometries")
-        if not isinstance(members, (list, tuple)):
-            raise ValueError(f"GeometryCollection needs a 'geometries' list, got {members!r}")
-        parts = [shape_from_geojson(member) for member in members]
-        return Shape(tuple(p for s in parts for p in s.points), tuple(p for s in parts for p in s.paths),
-                     tuple(p for s in parts for p in s.polygons))
-    if kind not in _GEOJSON_DEPTH:
-        raise ValueError(f"unsupported GeoJSON type {kind!r}; valid types are {', '.join(_GEOJSON_DEPTH)}, "
-                         "GeometryCollection and Feature")
-    coordinates = _checked_coordinates(geometry.get("coordinates"), _GEOJSON_DEPTH[kind], kind)
-    if kind == "Point":
-        return Shape(points=(coordinates,))
-    if kind == "MultiPoint":
-        return Shape(points=tuple(coordinates))
-    if kind in ("LineString", "MultiLineString"):
-        lines = [coordinates] if kind == "LineString" else coordinates
-        for line in lines:
-            if len(line) < 2:
-                raise ValueError(f"a {kind} line needs at least 2 positions, got {len(line)}")
-        return Shape(paths=tuple(tuple(line) for line in lines))
-    polygons = [coordinates] if kind == "Polygon" else coordinates
-    return Shape(polygons=tuple(_checked_polygon(polygon, kind) for polygon in polygons if polygon))
-
-
-def _checked_coordinates(value: Any, depth: int, kind: str) -> Any:
-    if depth == 0:
-        if (not isinstance(value, (list, tuple)) or len(value) < 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           for v in value)):
-            raise ValueError(f"{kind} position {value!r} is not a list of at least 2 finite numbers")
-        return (float(value[0]), float(value[1]))
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{kind} coordinates must be nested lists {depth} deep around [lon, lat], got {value!r}")
-    return [_checked_coordinates(item, depth - 1, kind) for item in value]
-
-
-def _checked_polygon(rings: list[list[Point]], kind: str) -> tuple[tuple[Point, ...], ...]:
-    result = []
-    for ring in rings:
-        if len(ring) > 1 and ring[0] == ring[-1]:
-            ring = ring[:-1]
-        if len(ring) < 3:
-            raise ValueError(f"a {kind} ring needs at least 3 distinct positions, got {len(ring)}")
-        result.append(tuple(ring))
-    return tuple(result)
-
-
-_WKT_TYPES = {"POINT": "Point", "MULTIPOINT": "MultiPoint", "LINESTRING": "LineString",
-              "MULTILINESTRING": "MultiLineString", "POLYGON": "Polygon", "MULTIPOLYGON": "MultiPolygon"}
-
-
-def _geojson_from_wkt(text: str) -> dict[str, Any]:
-    head = re.match(r"([A-Za-z]+)\s*(?:(?:ZM|Z|M)\s+|(?:ZM|Z|M)(?=\())?", text)
-    kind = _WKT_TYPES.get(head.group(1).upper())
-    if kind is None:
-        raise ValueError(f"unsupported WKT type {head.group(1)!r}; valid types are {', '.join(_WKT_TYPES)}")
-    body = text[head.end():].strip()
-    if body.upper() == "EMPTY":
-        return {"type": kind, "coordinates": []}
-    tokens = re.findall(r"\(|\)|,|[^\s(),]+", body)
-
-    def nested(i: int) -> tuple[list[Any], int]:  # tokens[i] == "("
-        items: list[Any] = []
-        i += 1
-        while True:
-            if tokens[i] == "(":
-                item, i = nested(i)
-            else:
-                item = []
-                while tokens[i] not in (",", ")"):
-                    item.append(float(tokens[i]))
-                    i += 1
-            items.append(item)
-            if tokens[i] == ")":
-                return items, i + 1
-            if tokens[i] != ",":
-                raise ValueError(f"unexpected {tokens[i]!r}")
-            i += 1
-
-    try:
-        if not tokens or tokens[0] != "(":
-            raise ValueError("expected '(' after the type name")
-        coordinates, end = nested(0)
-        if end != len(tokens):
-            raise ValueError(f"unexpected {tokens[end]!r} after the closing ')'")
-    except IndexError:
-        raise ValueError("unbalanced parentheses in WKT") from None
-    if kind == "Point":
-        coordinates = coordinates[0]
-    elif kind == "MultiPoint":  # both "MULTIPOINT (1 2, 3 4)" and "MULTIPOINT ((1 2), (3 4))"
-        coordinates = [c[0] if len(c) == 1 and isinstance(c[0], list) else c for c in coordinates]
-    return {"type": kind, "coordinates": coordinates}
-
-
-def _orientation(p: Point, q: Point, r: Point) -> float:
-    return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
-
-
-def _within_box(p: Point, q: Point, r: Point) -> bool:
-    return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])
-
-
-def _segments_touch(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
-    d1, d2 = _orientation(q1, q2, p1), _orientation(q1, q2, p2)
-    d3, d4 = _orientation(p1, p2, q1), _orientation(p1, p2, q2)
-    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
-        return True
-    return ((d1 == 0 and _within_box(q1, q2, p1)) or (d2 == 0 and _within_box(q1, q2, p2))
-            or (d3 == 0 and _within_box(p1, p2, q1)) or (d4 == 0 and _within_box(p1, p2, q2)))
-
-
-def _inside_ring(point: Point, ring: tuple[Point, ...]) -> bool:
-    """Even-odd crossing test without division (exact for exactly representable input)."""
-    inside = False
-    for i, a in enumerate(ring):
-        b = ring[(i + 1) % len(ring)]
-        if (a[1] <= point[1] < b[1] and _orientation(a, b, point) > 0) or \
-                (b[1] <= point[1] < a[1] and _orientation(a, b, point) < 0):
-            inside = not inside
-    return inside
-
-
-def _inside_polygon(point: Point, polygon: tuple[tuple[Point, ...], ...]) -> bool:
-    return _inside_ring(point, polygon[0]) and not any(_inside_ring(point, hole) for hole in polygon[1:])
-
-
-def _boxes_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
-
-
-def shapes_intersect(a: Shape, b: Shape) -> bool:
-    """True when the closed planar point sets of ``a`` and ``b`` share a point."""
-    box_a, box_b = a.bounds(), b.bounds()
-    if box_a is None or box_b is None or not _boxes_overlap(box_a, box_b):
-        return False
-    segments_a = [s for s in a.segments() if _boxes_overlap(_segment_box(s), box_b)]
-    segments_b = [s for s in b.segments() if _boxes_overlap(_segment_box(s), box_a)]
-    if any(_segments_touch(*sa, *sb) for sa in segments_a for sb in segments_b):
-        return True
-    # No edges meet: each remaining piece is wholly inside or outside the other shape.
-    for first, second, second_segments in ((a, b, segments_b), (b, a, segments_a)):
-        for point in first.points:
-            if point in second.points or any(_segments_touch(point, point, *s) for s in second_segments):
-                return True
-        if any(_inside_polygon(v, polygon) for v in first.vertices() for polygon in second.polygons):
-            return True
-    return False
-
-
-def _segment_box(segment: tuple[Point, Point]) -> tuple[float, float, float, float]:
-    (x1, y1), (x2, y2) = segment
-    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))

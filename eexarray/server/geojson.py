@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,67 @@ def _signed_area(ring: list[Point]) -> float:
 
 
 # -- parsing --------------------------------------------------------------------------
+def parse_geometry_text(text: str) -> Shapes:
+    """Shapes of GeoJSON text (single quotes allowed, as the official client writes it) or WKT."""
+    stripped = text.strip()
+    if stripped[:1].isalpha():
+        try:
+            return parse_geometry(_geojson_from_wkt(stripped))
+        except (ValueError, AttributeError) as error:
+            raise GeometryError(f"Region is not valid WKT: {error}") from None
+    return parse_geometry(stripped)
+
+
+_WKT_TYPES = {"POINT": "Point", "MULTIPOINT": "MultiPoint", "LINESTRING": "LineString",
+              "MULTILINESTRING": "MultiLineString", "POLYGON": "Polygon", "MULTIPOLYGON": "MultiPolygon"}
+
+
+def _geojson_from_wkt(text: str) -> dict[str, Any]:
+    """A GeoJSON geometry from WKT (POINT, LINESTRING, POLYGON and their MULTI forms, EMPTY)."""
+    head = re.match(r"([A-Za-z]+)\s*(?:(?:ZM|Z|M)\s+|(?:ZM|Z|M)(?=\())?", text)
+    kind = _WKT_TYPES.get(head.group(1).upper())
+    if kind is None:
+        raise ValueError(f"unsupported WKT type {head.group(1)!r}; valid types are {', '.join(_WKT_TYPES)}")
+    body = text[head.end():].strip()
+    if body.upper() == "EMPTY":
+        return {"type": kind, "coordinates": []}
+    tokens = re.findall(r"\(|\)|,|[^\s(),]+", body)
+
+    def nested(i: int) -> tuple[list[Any], int]:  # tokens[i] == "("
+        items: list[Any] = []
+        i += 1
+        while True:
+            if tokens[i] == "(":
+                item, i = nested(i)
+            else:
+                item = []
+                while tokens[i] not in (",", ")"):
+                    item.append(float(tokens[i]))
+                    i += 1
+            items.append(item)
+            if tokens[i] == ")":
+                return items, i + 1
+            if tokens[i] != ",":
+                raise ValueError(f"unexpected {tokens[i]!r}")
+            i += 1
+
+    try:
+        if not tokens or tokens[0] != "(":
+            raise ValueError("expected '(' after the type name")
+        coordinates, end = nested(0)
+        if end != len(tokens):
+            raise ValueError(f"unexpected {tokens[end]!r} after the closing ')'")
+    except IndexError:
+        raise ValueError("unbalanced parentheses in WKT") from None
+    if kind == "Point":
+        coordinates = coordinates[0]
+    elif kind == "MultiPoint":  # both "MULTIPOINT (1 2, 3 4)" and "MULTIPOINT ((1 2), (3 4))"
+        coordinates = [c[0] if len(c) == 1 and isinstance(c[0], list) else c for c in coordinates]
+    return {"type": kind, "coordinates": coordinates}
+
+
+
+
 def parse_geometry(value: Any) -> Shapes:
     """Shapes of a GeoJSON geometry given as a dict or JSON text (single quotes allowed)."""
     if isinstance(value, str):
@@ -122,9 +184,10 @@ def _collect(value: Any, points: list, lines: list, polygons: list) -> None:
     elif kind == "MultiLineString":
         lines.extend(_path(line) for line in _require_list(coordinates, "coordinates"))
     elif kind in ("Polygon", "LinearRing"):
-        polygons.append(_rings(coordinates if kind == "Polygon" else [coordinates]))
+        if coordinates != []:  # an empty Polygon (WKT "POLYGON EMPTY") has no area at all
+            polygons.append(_rings(coordinates if kind == "Polygon" else [coordinates]))
     elif kind == "MultiPolygon":
-        polygons.extend(_rings(polygon) for polygon in _require_list(coordinates, "coordinates"))
+        polygons.extend(_rings(polygon) for polygon in _require_list(coordinates, "coordinates") if polygon != [])
     else:
         raise GeometryError(
             f"Unsupported geometry type {kind!r}: expected Point, MultiPoint, LineString, MultiLineString, "
@@ -159,6 +222,9 @@ def _rings(value: Any) -> tuple[tuple[Point, ...], ...]:
     rings = tuple(_path(ring) for ring in _require_list(value, "coordinates"))
     if not rings:
         raise GeometryError("A GeoJSON polygon needs an exterior ring")
+    for ring in rings:
+        if len(set(ring)) < 3:
+            raise GeometryError(f"A GeoJSON polygon ring needs at least 3 distinct positions, got {list(ring)[:6]}")
     return rings
 
 

@@ -12,7 +12,9 @@ import shapely.geometry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eexarray.server.filters import FilterError, parse_filter, shape_from_geojson, shapes_intersect, timestamp_ns
+from eexarray.server.filters import FilterError, parse_filter, timestamp_ns
+from eexarray.server.geojson import intersects as shapes_intersect
+from eexarray.server.geojson import parse_geometry as shape_from_geojson
 
 SQUARE_0_10 = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}
 
@@ -301,9 +303,9 @@ def test_intersects_combines_with_other_restrictions():
     ('updateTime >= "last week"', ["updateTime needs", "'last week'"]),
     ("properties > 3", ["'properties' only supports ':'"]),
     ('within("POINT (1 2)")', ["unknown function 'within'", "intersects"]),
-    ('intersects("{not json")', ["intersects() needs a GeoJSON geometry or WKT", "'{not json'", "not valid JSON"]),
-    ('intersects("{\\"type\\": \\"Circle\\"}")', ["unsupported GeoJSON type 'Circle'", "Polygon"]),
-    ('intersects("{\\"type\\": \\"Point\\", \\"coordinates\\": [1]}")', ["Point position [1]"]),
+    ('intersects("{not json")', ["intersects() needs a GeoJSON geometry or WKT", "'{not json'", "not GeoJSON"]),
+    ('intersects("{\\"type\\": \\"Circle\\"}")', ["Unsupported geometry type 'Circle'", "Polygon"]),
+    ('intersects("{\\"type\\": \\"Point\\", \\"coordinates\\": [1]}")', ["position must be [x, y] numbers, got '[1]'"]),
     ('intersects("{\\"type\\": \\"Polygon\\", \\"coordinates\\": [[[0, 0], [1, 1], [0, 0]]]}")',
      ["ring needs at least 3"]),
     ('intersects("CIRCLE (1 2)")', ["unsupported WKT type 'CIRCLE'"]),
@@ -386,8 +388,8 @@ def geometries(draw):
         a, b, c = draw(st.tuples(coordinate, coordinate)), draw(st.tuples(coordinate, coordinate)), \
             draw(st.tuples(coordinate, coordinate))
         area2 = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-        if area2 == 0:
-            c = (c[0] + 1, c[1]) if b[1] != a[1] else (c[0], c[1] + 1)
+        if area2 == 0:  # degenerate (collinear or repeated corners): use a unit right triangle at a
+            b, c = (a[0] + 1, a[1]), (a[0], a[1] + 1)
         return {"type": "Polygon", "coordinates": [[list(a), list(b), list(c), list(a)]]}
     x0, y0 = draw(coordinate), draw(coordinate)
     width, height = draw(st.integers(1, 8)), draw(st.integers(1, 8))
