@@ -2,6 +2,8 @@
 
 * ``eexarray serve``: run the local Earth Engine-compatible server.
 * ``eexarray demo``: the demo on the embedded local server.
+* ``eexarray info ASSET``: bands, dtypes, native grids, time range, image count and size.
+* ``eexarray download ASSET_OR_EXPRESSION_FILE -o OUT``: any region to a file (docs/downloads.md).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             seed=args.seed,
             token=args.token,
             max_concurrency=args.max_concurrency,
-            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes=DEFAULT_MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes,
         )
     except (ValueError, OSError) as error:
         print(f"eexarray serve: {error}", file=sys.stderr)
@@ -90,11 +92,46 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_download(subparsers: Any) -> None:
+    from eexarray.download.command import add_arguments
+
+    parser = subparsers.add_parser(
+        "download",
+        help="download an image or collection, of any size, to GeoTIFF, zipped GeoTIFF, NPY, Zarr or netCDF",
+        description="Stream an asset (or an expression graph in a JSON file) to a file, block by block, with "
+        "bounded memory; Zarr downloads resume after an interruption. See docs/downloads.md.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from eexarray.download import download
+    from eexarray.download.command import download_arguments
+    from eexarray.transport import EarthEngineError
+
+    try:
+        source, kwargs = download_arguments(args)
+        output = download(source, **kwargs)
+    except (ValueError, TypeError, OSError, NotImplementedError, EarthEngineError) as error:
+        print(f"eexarray download: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("eexarray download: interrupted", file=sys.stderr)
+        return 130
+    print(output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eexarray", description="Earth Engine imagery as lazy xarray Datasets.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(subparsers)
     _add_demo(subparsers)
+    from eexarray.info import add_info_parser
+
+    add_info_parser(subparsers)
+    _add_download(subparsers)
     return parser
 
 

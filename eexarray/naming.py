@@ -19,7 +19,9 @@ def asset_name(asset: str) -> str:
     every other short id to ``earthengine-public`` (the REST reference's rule).
     """
     if not isinstance(asset, str):
-        raise InvalidAssetIdError(f"An asset id must be a string, got {type(asset).__name__}")
+        raise InvalidAssetIdError(
+            f"An asset id must be a string such as 'COPERNICUS/S2_SR_HARMONIZED', got {asset!r} ({type(asset).__name__})"
+        )
     text = asset.strip()
     if text.startswith("ee://"):
         text = text[len("ee://") :]

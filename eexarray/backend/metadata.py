@@ -51,6 +51,13 @@ class ResolvedAsset:
     expressions: tuple[str, ...] | None = None  # computed images: canonical expression per time step
 
 
+def _shorten(items: list[str], limit: int = 20) -> str:
+    """A list for an error message, cut after ``limit`` items."""
+    if len(items) <= limit:
+        return str(items)
+    return f"{items[:limit]}... ({len(items)} in all)"
+
+
 def dtype_of(data_type: dict[str, Any]) -> str:
     """Storage dtype of a REST ``dataType``: INT bands by their range, FLOAT -> float32, DOUBLE -> float64."""
     precision = data_type.get("precision", "FLOAT")
@@ -126,7 +133,9 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
     if options.bands is not None:
         unknown = [band for band in options.bands if band not in by_id]
         if unknown:
-            raise ValueError(f"Unknown band(s) {unknown} for {asset.get('id', name)!r}; available: {list(by_id)}")
+            raise ValueError(
+                f"Unknown band(s) {_shorten(unknown)} for {asset.get('id', name)!r}; available: {_shorten(list(by_id))}"
+            )
         bands = tuple(by_id[band] for band in options.bands)
     else:
         bands = tuple(all_bands)

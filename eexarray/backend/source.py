@@ -34,6 +34,7 @@ from eexarray.transport.http import DEFAULT_RETRY
 from eexarray.transport.session import endpoint_state
 
 PACKING_MODES = ("auto", "never")
+PACKING_FACTOR = 4
 # Endpoints (per process) found not to evaluate packed expressions.
 _no_packing: set[str] = set()
 _no_packing_lock = threading.Lock()
@@ -64,17 +65,20 @@ class PixelSource:
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
         return plan_requests(window, self.dtypes, bands, self.limits)
 
-    def packs(self, times: range) -> bool:
-        return (
-            self.expressions is None
-            and self.packing == "auto"
-            and len(times) > 1
-            and self.config.endpoint not in _no_packing
-        )
+    def packs(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> bool:
+        """Pack this read? Only when at least ``PACKING_FACTOR`` images fit in one request:
+        packing pays off for small windows, while large windows are already one full
+        request per image (and computePixels costs more quota than getPixels)."""
+        if self.expressions is not None or self.packing != "auto" or len(times) < 2:
+            return False
+        if self.config.endpoint in _no_packing:
+            return False
+        one_image = self.limits.request_bytes(window.height, window.width, [self.dtypes[b] for b in bands])
+        return one_image * PACKING_FACTOR <= self.limits.max_bytes
 
-    def requests_for(self, times: range, window: Window, bands: Sequence[int]) -> int:
+    def requests_for(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> int:
         """How many requests a read makes (for sizing look-ahead)."""
-        if self.packs(times):
+        if self.packs(times, window, bands):
             dtypes = [self.dtypes[b] for _ in times for b in bands]
             return len(plan_requests(window, dtypes, None, self.limits))
         return len(times) * len(self.plan(window, bands))
@@ -82,7 +86,7 @@ class PixelSource:
     def start_read(self, times: range, window: Window, bands: Sequence[int]) -> PendingRead:
         """Submit every request of the read to the process's fetch pool; returns at once."""
         bands = tuple(bands)
-        if self.packs(times):
+        if self.packs(times, window, bands):
             submissions = self._submit_packed(times, window, bands)
         else:
             submissions = self._submit_per_image(times, window, bands)

@@ -113,7 +113,7 @@ class ServerOptions:
     latency_ms: float = 0.0
     latency_ms_per_mb: float = 0.0  # per 1,000,000 response bytes
     faults: FaultPlan = field(default_factory=FaultPlan)
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # a secret: never in reprs or logs
     max_concurrency: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 

@@ -4,18 +4,20 @@ from eexarray.transport.config import ConnectionConfig, InvalidEndpointError
 from eexarray.transport.errors import (
     AssetNotFoundError,
     CorruptResponseError,
+    CredentialsError,
     EarthEngineError,
     EarthEngineRequestError,
     EndpointUnreachableError,
     RetriesExhaustedError,
 )
-from eexarray.transport.http import RestClient, RetryPolicy
+from eexarray.transport.http import RestClient, RetryPolicy, default_retry_policy, set_default_retry_policy
 from eexarray.transport.session import transport_stats
 
 __all__ = [
     "AssetNotFoundError",
     "ConnectionConfig",
     "CorruptResponseError",
+    "CredentialsError",
     "EarthEngineError",
     "EarthEngineRequestError",
     "EndpointUnreachableError",
@@ -23,5 +25,7 @@ __all__ = [
     "RestClient",
     "RetriesExhaustedError",
     "RetryPolicy",
+    "default_retry_policy",
+    "set_default_retry_policy",
     "transport_stats",
 ]

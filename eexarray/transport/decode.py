@@ -14,29 +14,56 @@ import numpy as np
 from eexarray.transport.errors import CorruptResponseError
 
 NPY_MAGIC = b"\x93NUMPY"
+# numpy refuses headers over 10,000 bytes by default; one field per band (and per image when
+# a time series is packed into one request) needs more. The header is parsed as a literal,
+# never executed, and checked field by field, so a larger bound is safe.
+MAX_NPY_HEADER_BYTES = 2**22
 
 
 def decode_npy(
     content: bytes, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
-    """A structured NPY body -> one 2-D array per band, validated field by field."""
+    """A structured NPY body -> one 2-D array per band, validated before any pixel is read.
+
+    The header is parsed first and checked against the request (shape, field names,
+    dtypes), then the body length must be exactly header + height x width x itemsize:
+    a body cut short or padded is refused, and nothing is allocated from a bad header.
+    """
     if not content.startswith(NPY_MAGIC):
         raise CorruptResponseError(f"not an NPY body (starts with {content[:16]!r})")
+    stream = io.BytesIO(content)
     try:
-        array = np.load(io.BytesIO(content), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as error:
-        raise CorruptResponseError(f"NPY body does not decode ({error})") from None
-    if array.shape != tuple(shape):
-        raise CorruptResponseError(f"NPY shape {array.shape}, expected {tuple(shape)}")
-    names = array.dtype.names or ()
+        version = np.lib.format.read_magic(stream)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        header_shape, fortran_order, dtype = read_header(stream, max_header_size=MAX_NPY_HEADER_BYTES)
+    except Exception as error:  # noqa: BLE001 - a garbled header raises ValueError, SyntaxError, ...
+        raise CorruptResponseError(f"NPY header does not decode ({type(error).__name__}: {error})") from None
+    if tuple(header_shape) != tuple(shape):
+        raise CorruptResponseError(f"NPY shape {tuple(header_shape)}, expected {tuple(shape)}")
+    names = dtype.names or ()
     if list(names) != list(band_ids):
         raise CorruptResponseError(f"NPY fields {list(names)}, expected {list(band_ids)}")
+    for band_id, expected in zip(band_ids, dtypes):
+        actual = dtype.fields[band_id][0]
+        if actual.newbyteorder("=") != np.dtype(expected).newbyteorder("="):
+            raise CorruptResponseError(f"band {band_id!r} has dtype {actual}, expected {np.dtype(expected)}")
+    offset = stream.tell()
+    count = int(shape[0]) * int(shape[1])
+    expected_length = offset + count * dtype.itemsize
+    if len(content) != expected_length:
+        raise CorruptResponseError(
+            f"NPY body has {len(content)} bytes, expected {expected_length} "
+            f"({shape[0]}x{shape[1]} px of {dtype.itemsize} bytes after a {offset}-byte header)"
+        )
+    array = np.frombuffer(content, dtype=dtype, count=count, offset=offset)
+    array = array.reshape(shape, order="F" if fortran_order else "C")
     result = {}
-    for band_id, dtype in zip(band_ids, dtypes):
-        field = array[band_id]
-        if field.dtype.newbyteorder("=") != np.dtype(dtype).newbyteorder("="):
-            raise CorruptResponseError(f"band {band_id!r} has dtype {field.dtype}, expected {np.dtype(dtype)}")
-        result[band_id] = np.ascontiguousarray(field, dtype=np.dtype(dtype).newbyteorder("="))
+    for band_id, expected in zip(band_ids, dtypes):
+        native = np.dtype(expected).newbyteorder("=")
+        # A fresh, writable, native-order array per band (the body's buffer is read-only).
+        result[band_id] = np.require(array[band_id].astype(native, copy=False), requirements=["C", "W", "O"])
     return result
 
 
@@ -44,7 +71,7 @@ def decode_geotiff(
     content: bytes, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
     """A GeoTIFF body -> one 2-D array per band (bands in request order)."""
-    from rasterio.errors import RasterioIOError
+    from rasterio.errors import RasterioError
     from rasterio.io import MemoryFile
 
     if not (content.startswith(b"II") or content.startswith(b"MM")):
@@ -57,14 +84,23 @@ def decode_geotiff(
                     f"expected {len(band_ids)} of {shape[0]}x{shape[1]}"
                 )
             stack = dataset.read()
-    except RasterioIOError as error:
+    except CorruptResponseError:
+        raise
+    except (RasterioError, ValueError, OSError) as error:
         raise CorruptResponseError(f"GeoTIFF body does not decode ({error})") from None
     result = {}
     for index, (band_id, dtype) in enumerate(zip(band_ids, dtypes)):
         band = stack[index]
+        # One GeoTIFF has one dtype: mixed bands arrive promoted to a type that holds them all.
         if not np.can_cast(np.dtype(dtype), band.dtype, "safe"):
             raise CorruptResponseError(f"band {band_id!r} has dtype {band.dtype}, expected {np.dtype(dtype)}")
-        result[band_id] = band.astype(dtype, copy=False)
+        converted = band.astype(dtype, copy=False)
+        exact = np.array_equal(converted.astype(band.dtype), band, equal_nan=band.dtype.kind == "f")
+        if band.dtype != np.dtype(dtype) and not exact:
+            raise CorruptResponseError(
+                f"band {band_id!r} arrived as {band.dtype} with values that are not {np.dtype(dtype)} values"
+            )
+        result[band_id] = converted
     return result
 
 

@@ -43,3 +43,7 @@ class EndpointUnreachableError(EarthEngineError, ConnectionError):
 
 class CorruptResponseError(EarthEngineError):
     """A response body that does not decode to what was requested (retryable)."""
+
+
+class CredentialsError(EarthEngineError):
+    """Credentials could not be loaded or refreshed (nothing was sent with them)."""

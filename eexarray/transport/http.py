@@ -35,6 +35,19 @@ class RetryPolicy:
     connect_attempts: int = 2  # a dead endpoint fails fast
     timeout: float = 300.0
 
+    def __post_init__(self) -> None:
+        for name in ("max_attempts", "connect_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"RetryPolicy.{name} must be a positive integer, got {value!r}")
+        for name in ("initial_delay", "max_delay", "timeout"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 <= value < float("inf"):
+                raise ValueError(f"RetryPolicy.{name} must be a finite number of seconds >= 0, got {value!r}")
+        if self.timeout == 0:
+            raise ValueError("RetryPolicy.timeout must be positive, got 0")
+
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after:
             try:
@@ -45,6 +58,25 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+_process_default = DEFAULT_RETRY
+
+
+def set_default_retry_policy(policy: RetryPolicy | None) -> RetryPolicy:
+    """Use ``policy`` for every client of this process created with the default policy.
+
+    Returns the previous policy (``None`` restores ``RetryPolicy()``). Process-wide, like
+    the connection pools: dask workers in other processes keep their own default.
+    """
+    global _process_default
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise TypeError(f"policy must be an eexarray.transport.RetryPolicy or None, got {type(policy).__name__}")
+    previous, _process_default = _process_default, policy if policy is not None else DEFAULT_RETRY
+    return previous
+
+
+def default_retry_policy() -> RetryPolicy:
+    """The policy clients of this process use unless given another (see ``set_default_retry_policy``)."""
+    return _process_default
 
 
 def _server_message(response: requests.Response) -> str:
@@ -58,9 +90,10 @@ def _server_message(response: requests.Response) -> str:
 class RestClient:
     """Earth Engine REST calls for one ``ConnectionConfig``; cheap to create, state is per process."""
 
-    def __init__(self, config: ConnectionConfig, retry: RetryPolicy = DEFAULT_RETRY) -> None:
+    def __init__(self, config: ConnectionConfig, retry: RetryPolicy | None = None) -> None:
         self.config = config
-        self.retry = retry
+        # The default policy (also as carried by pickled sources) defers to the process's default.
+        self.retry = retry if retry is not None and retry != DEFAULT_RETRY else _process_default
 
     def get_json(self, path: str, params: dict[str, Any] | None = None, *, what: str = "") -> Any:
         return self._call("GET", path, params=params, body=None, decode=_decode_json, what=what or path)
@@ -105,6 +138,11 @@ class RestClient:
                     )
                     content = response.content  # read the body while holding the slot
                 COUNTERS.add(requests=1, nbytes=len(content))
+            except requests.exceptions.ChunkedEncodingError as error:
+                # The body stopped short of its Content-Length (a dropped or truncated response).
+                last_status, last_problem = None, f"response cut short ({_short(error)})"
+            except requests.exceptions.ContentDecodingError as error:
+                last_status, last_problem = None, f"response does not decompress ({_short(error)})"
             except requests.exceptions.ConnectionError as error:
                 if _is_connect_failure(error):
                     connect_failures += 1
@@ -120,6 +158,7 @@ class RestClient:
                 status = response.status_code
                 if status < 300:
                     try:
+                        _check_length(response, content)
                         return decode(content)
                     except CorruptResponseError as error:
                         last_status, last_problem = status, f"corrupt response: {error}"
@@ -151,6 +190,23 @@ class RestClient:
             last_status=last_status,
             request=what,
         )
+
+
+def _short(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
+def _check_length(response: requests.Response, content: bytes) -> None:
+    """A body whose size differs from its declared ``Content-Length`` is corrupt (when not re-encoded)."""
+    declared = response.headers.get("Content-Length")
+    if declared is None or response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return
+    try:
+        expected = int(declared)
+    except ValueError:
+        raise CorruptResponseError(f"invalid Content-Length {declared!r}") from None
+    if len(content) != expected:
+        raise CorruptResponseError(f"body of {len(content)} bytes, Content-Length says {expected}")
 
 
 def _is_connect_failure(error: requests.exceptions.ConnectionError) -> bool:

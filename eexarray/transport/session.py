@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from eexarray.transport.config import SCOPES, ConnectionConfig
+from eexarray.transport.errors import CredentialsError
 
 
 @dataclass
@@ -61,16 +62,33 @@ class EndpointState:
         source = self.config.credentials_source
         if source == "none":
             return f"Bearer {token}" if token else None
+        import google.auth.exceptions
+
         with self._credentials_lock:
             if self._credentials is None:
                 import google.auth
 
-                self._credentials, _ = google.auth.default(scopes=list(SCOPES))
+                try:
+                    self._credentials, _ = google.auth.default(scopes=list(SCOPES))
+                except google.auth.exceptions.DefaultCredentialsError as error:
+                    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+                    where = f"GOOGLE_APPLICATION_CREDENTIALS={path!r}" if path else "Application Default Credentials"
+                    raise CredentialsError(
+                        f"Cannot load Google credentials for {self.config.endpoint} from {where}: {error} "
+                        "Point GOOGLE_APPLICATION_CREDENTIALS at a service-account or authorized-user JSON file, "
+                        "run `gcloud auth application-default login`, or pass credentials=."
+                    ) from None
             credentials = self._credentials
             if force_refresh or not getattr(credentials, "valid", False):
                 import google.auth.transport.requests
 
-                credentials.refresh(google.auth.transport.requests.Request())
+                try:
+                    credentials.refresh(google.auth.transport.requests.Request())
+                except google.auth.exceptions.RefreshError as error:
+                    raise CredentialsError(
+                        f"Cannot refresh the Google credentials ({type(credentials).__name__}) for "
+                        f"{self.config.endpoint}: {error}"
+                    ) from None
             headers: dict[str, str] = {}
             credentials.apply(headers)
             return headers.get("authorization") or headers.get("Authorization")
