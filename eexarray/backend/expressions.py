@@ -75,7 +75,7 @@ def element_of(collection: Expression, index: int, count: int) -> Expression:
     key = "eexarray_element"
     while key in values:
         key += "_"
-    as_list = _invoke("ImageCollection.toList", collection=root, count=_constant(count))
+    as_list = _invoke("Collection.toList", collection=root, count=_constant(count))
     values[key] = _invoke("List.get", list=as_list, index=_constant(index))
     return {"result": key, "values": values}
 

@@ -16,6 +16,7 @@ from eexarray.geometry import InvalidCrsError, InvalidGridError
 from eexarray.server.algorithms import list_algorithms
 from eexarray.server.asset_json import asset_json
 from eexarray.server.catalog import Catalog, ImageAsset
+from eexarray.server.compute import compute_pixels, compute_value
 from eexarray.server.discovery import GLOBAL_PARAMETERS, METHODS, VERSIONS, MethodSpec, discovery_document
 from eexarray.server.errors import ApiError, invalid_argument, not_found
 from eexarray.server.listing import list_assets, list_images
@@ -28,7 +29,7 @@ _ROUTES = [(spec, spec.route()) for spec in METHODS]
 @dataclass
 class Reply:
     status: int
-    body: bytes
+    body: bytes | bytearray  # NPY pixels are a bytearray, sent without another copy
     content_type: str = JSON_TYPE
     method: str = "other"  # the name it is counted under in /_stats
     pixel_record: dict[str, Any] | None = None
@@ -114,6 +115,10 @@ class Api:
             return json_reply(list_algorithms(), name)
         if name == "getPixels":
             return self._get_pixels(params["name"], body)
+        if name == "computePixels":
+            return self._compute_pixels(body)
+        if name == "valueCompute":
+            return json_reply(compute_value(self.catalog, _json_body(body)), name)
         raise AssertionError(f"No handler for {name}")  # pragma: no cover - METHODS and handlers agree
 
     def _get_pixels(self, asset_name: str, body: bytes) -> Reply:
@@ -132,6 +137,19 @@ class Api:
         }
         return Reply(200, result.data, result.content_type, "getPixels", record)
 
+    def _compute_pixels(self, body: bytes) -> Reply:
+        result = compute_pixels(self.catalog, _json_body(body))
+        record = {
+            "method": "computePixels",
+            "asset": None,
+            "bandIds": result.band_ids,
+            "width": result.request.grid.width,
+            "height": result.request.grid.height,
+            "fileFormat": result.request.file_format,
+            "bytes": len(result.data),
+        }
+        return Reply(200, result.data, result.content_type, "computePixels", record)
+
 
 def _json_body(body: bytes) -> Any:
     if not body:
@@ -140,6 +158,8 @@ def _json_body(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise invalid_argument(f"Invalid JSON payload received. {error}") from None
+    except RecursionError:
+        raise invalid_argument("Invalid JSON payload received. It is nested too deeply.") from None
 
 
 def _check_query(spec: MethodSpec, query: dict[str, list[str]]) -> None:

@@ -64,6 +64,11 @@ METHODS: tuple[MethodSpec, ...] = (
                dict(_PAGE), None, "ListAssetsResponse", "Lists the top-level assets of a project."),
     MethodSpec("listAlgorithms", ("projects", "algorithms"), "list", "GET", "parent", PROJECT_NAME, "/algorithms",
                {}, None, "ListAlgorithmsResponse", "Lists the algorithms this server can evaluate."),
+    MethodSpec("computePixels", ("projects", "image"), "computePixels", "POST", "project", PROJECT_NAME,
+               "/image:computePixels", {}, "ComputePixelsRequest", "HttpBody",
+               "Computes pixels of an image expression in a chosen grid and format."),
+    MethodSpec("valueCompute", ("projects", "value"), "compute", "POST", "project", PROJECT_NAME, "/value:compute",
+               {}, "ComputeValueRequest", "ComputeValueResponse", "Evaluates an expression to a JSON value."),
 )  # fmt: skip
 
 GLOBAL_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -118,6 +123,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "visualizationOptions": _ANY_OBJECT,
             "workloadTag": {"type": "string"},
         },
+    },
+    "ComputePixelsRequest": {
+        "id": "ComputePixelsRequest",
+        "type": "object",
+        "properties": {
+            "expression": _ANY_OBJECT,
+            "fileFormat": {"type": "string"},
+            "grid": _ANY_OBJECT,
+            "bandIds": {"type": "array", "items": {"type": "string"}},
+            "visualizationOptions": _ANY_OBJECT,
+            "workloadTag": {"type": "string"},
+        },
+    },
+    "ComputeValueRequest": {
+        "id": "ComputeValueRequest",
+        "type": "object",
+        "properties": {"expression": _ANY_OBJECT, "workloadTag": {"type": "string"}},
+    },
+    "ComputeValueResponse": {
+        "id": "ComputeValueResponse",
+        "type": "object",
+        "properties": {"result": {"type": "any"}},
     },
     "HttpBody": {
         "id": "HttpBody",

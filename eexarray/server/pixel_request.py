@@ -86,17 +86,22 @@ def parse_pixel_request(image: ServerImage, body: Any) -> PixelRequest:
     return PixelRequest(band_indices, grid, file_format, visualization)
 
 
-def _file_format(value: Any) -> str:
+def _file_format(value: Any, method: str = "getPixels") -> str:
     if value is None:
         return "AUTO_JPEG_PNG"
     if value not in FILE_FORMATS:
-        raise invalid_argument(f"Invalid fileFormat {value!r}: getPixels supports {list(FILE_FORMATS)}")
+        raise invalid_argument(f"Invalid fileFormat {value!r}: {method} supports {list(FILE_FORMATS)}")
     return value
 
 
 def _band_indices(image: ServerImage, band_ids: Any) -> tuple[int, ...]:
+    return band_positions([band.id for band in image.bands], band_ids, image.asset_id)
+
+
+def band_positions(available: list[str], band_ids: Any, owner: str) -> tuple[int, ...]:
+    """Positions in ``available`` of the requested ``bandIds`` (all bands when omitted); 400 naming bad ids."""
     if band_ids is None or band_ids == []:
-        indices = tuple(range(len(image.bands)))
+        indices = tuple(range(len(available)))
     else:
         if not isinstance(band_ids, list) or not all(isinstance(b, str) for b in band_ids):
             raise invalid_argument(f"bandIds must be a list of band id strings, got {band_ids!r}")
@@ -107,22 +112,19 @@ def _band_indices(image: ServerImage, band_ids: Any) -> tuple[int, ...]:
             raise invalid_argument(f"bandIds lists {duplicates} more than once")
         indices_list = []
         for band_id in band_ids:
-            try:
-                indices_list.append(image.band_index(band_id))
-            except KeyError:
-                available = [band.id for band in image.bands]
-                raise invalid_argument(
-                    f"Band '{band_id}' not found in image '{image.asset_id}'. Available bands: {available}"
-                ) from None
+            if band_id not in available:
+                raise invalid_argument(f"Band '{band_id}' not found in image '{owner}'. Available bands: {available}")
+            indices_list.append(available.index(band_id))
         indices = tuple(indices_list)
     if not indices:
-        raise invalid_argument(f"Image '{image.asset_id}' has no bands")
+        raise invalid_argument(f"Image '{owner}' has no bands")
     if len(indices) > MAX_BANDS:
         raise invalid_argument(f"Number of bands ({len(indices)}) must be less than or equal to {MAX_BANDS}.")
     return indices
 
 
 def _output_grid(native: PixelGrid, grid_value: Any, region_value: Any) -> PixelGrid:
+    """The output grid of a request; ``native`` supplies what ``grid_value`` leaves out."""
     grid_value = {} if grid_value is None else grid_value
     if not isinstance(grid_value, dict):
         raise invalid_argument(f"grid must be a PixelGrid object with keys {GRID_KEYS}, got {grid_value!r}")
@@ -201,10 +203,20 @@ def _check_dimensions(width: int, height: int) -> None:
 
 
 def _check_size(image: ServerImage, band_indices: tuple[int, ...], grid: PixelGrid) -> None:
+    check_size([image.bands[index].dtype for index in band_indices], grid)
+
+
+def check_size(dtypes: list[Any], grid: PixelGrid) -> None:
+    """The request limits on a grid of bands of ``dtypes`` (one mask byte per pixel counted too)."""
     _check_dimensions(grid.width, grid.height)
-    per_pixel = sum(np.dtype(image.bands[index].dtype).itemsize for index in band_indices) + 1
+    per_pixel = sum(np.dtype(dtype).itemsize for dtype in dtypes) + 1
     total = grid.width * grid.height * per_pixel
     if total > MAX_REQUEST_BYTES:
         raise invalid_argument(
             f"Total request size ({total} bytes) must be less than or equal to {MAX_REQUEST_BYTES} bytes."
         )
+
+
+# Public names for computePixels (eexarray.server.compute), which shares these rules.
+parse_file_format = _file_format
+output_grid = _output_grid

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from eexarray.server.encoding import (
     CONTENT_TYPES,
     encode_geotiff,
@@ -21,7 +23,7 @@ from eexarray.server.visualize import VIS_BAND_IDS, visualize
 
 @dataclass(frozen=True)
 class PixelResult:
-    data: bytes
+    data: bytes | bytearray
     content_type: str
     request: PixelRequest
     band_ids: list[str]
@@ -31,12 +33,21 @@ def get_pixels(image: ServerImage, body: Any) -> PixelResult:
     request = parse_pixel_request(image, body)
     bands = read_on_grid(image, request.band_indices, request.grid)
     band_ids = request.band_ids(image)
+    file_name = image.asset_id.rsplit("/", 1)[-1] or "download"
+    data, content_type = encode_bands(bands, band_ids, request, file_name)
+    return PixelResult(data, content_type, request, band_ids)
+
+
+def encode_bands(
+    bands: list[np.ma.MaskedArray], band_ids: list[str], request: PixelRequest, file_name: str
+) -> tuple[bytes | bytearray, str]:
+    """``(body, content type)`` of bands already on ``request.grid`` (shared with computePixels)."""
     file_format = request.file_format
+    data: bytes | bytearray
     if request.visualization is not None:
         channels, alpha = visualize(bands, request.visualization)
         if file_format in IMAGE_FORMATS:
-            data, content_type = encode_picture(channels, alpha, file_format)
-            return PixelResult(data, content_type, request, band_ids)
+            return encode_picture(channels, alpha, file_format)
         arrays, output_ids = channels, list(VIS_BAND_IDS)
     else:
         arrays, output_ids = [filled(band) for band in bands], band_ids
@@ -45,8 +56,7 @@ def get_pixels(image: ServerImage, body: Any) -> PixelResult:
     elif file_format == "GEO_TIFF":
         data = encode_geotiff(output_ids, arrays, request.grid)
     else:
-        file_name = image.asset_id.rsplit("/", 1)[-1] or "download"
         data = encode_zipped_geotiff(
             output_ids, arrays, request.grid, file_name, per_band=file_format == "ZIPPED_GEO_TIFF_PER_BAND"
         )
-    return PixelResult(data, CONTENT_TYPES[file_format], request, band_ids)
+    return data, CONTENT_TYPES[file_format]  # a bytearray (NPY) is sent as is: no extra copy
