@@ -1,6 +1,8 @@
 """eexarray: Google Earth Engine imagery as lazy, dask-backed xarray Datasets."""
 
+import eexarray.accessor  # noqa: F401 - registers the Dataset accessor ds.eexarray (preview)
 from eexarray.api import open_dataset
+from eexarray.download import download
 from eexarray.transport import transport_stats
 
 
@@ -11,5 +13,5 @@ def serve(*args, **kwargs):  # noqa: ANN002, ANN003 - forwards to the server pac
     return _serve(*args, **kwargs)
 
 
-__all__ = ["open_dataset", "serve", "transport_stats"]
+__all__ = ["download", "open_dataset", "serve", "transport_stats"]
 __version__ = "0.1.0"

@@ -113,7 +113,7 @@ def _run_download(args: argparse.Namespace) -> int:
     try:
         source, kwargs = download_arguments(args)
         output = download(source, **kwargs)
-    except (ValueError, TypeError, OSError, NotImplementedError, EarthEngineError) as error:
+    except (ValueError, TypeError, OSError, ImportError, NotImplementedError, EarthEngineError) as error:
         print(f"eexarray download: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

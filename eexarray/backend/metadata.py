@@ -18,6 +18,7 @@ from eexarray.backend.options import OpenOptions
 from eexarray.geometry import PixelGrid, Window
 from eexarray.geometry.grid import transform_bounds
 from eexarray.transport import RestClient
+from eexarray.progress import track_listing
 from eexarray.transport.api import get_asset, list_images
 
 _INT_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64")
@@ -113,7 +114,8 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
             raise ValueError(f"start/end/filter apply to image collections; {asset.get('id', name)!r} is an IMAGE")
         images = [asset]
     elif asset_type == "IMAGE_COLLECTION":
-        images = list(list_images(client, name, filter=_time_filter(options)))
+        listing = list_images(client, name, filter=_time_filter(options))
+        images = list(track_listing(listing, description=f"listing {asset.get('id', name)}"))
         if not images:
             raise ValueError(
                 f"No image of collection {asset.get('id', name)!r} matches start={options.start!r}, "

@@ -34,7 +34,12 @@ def test_filters_select_images(server):
 
 def test_image_summary_has_bands_of_every_dtype_and_nodata(server):
     mixed = summarize_asset("test/mixed", endpoint=server.url)
-    assert [(b.id, b.dtype) for b in mixed.bands] == [("u8", "uint8"), ("i16", "int16"), ("f32", "float32"), ("f64", "float64")]
+    assert [(b.id, b.dtype) for b in mixed.bands] == [
+        ("u8", "uint8"),
+        ("i16", "int16"),
+        ("f32", "float32"),
+        ("f64", "float64"),
+    ]
     assert mixed.image_count == 1 and mixed.first_image is None
     memory = summarize_asset("test/memory", endpoint=server.url)
     assert memory.bands[0].nodata == (-1.0,) and memory.start_time == "2021-05-01T00:00:00Z"
@@ -64,16 +69,24 @@ def test_cli_errors_name_the_problem(server, capsys):
 
 def test_human_bytes():
     assert [human_bytes(n) for n in (None, 999, 1000, 1_536_000, 2 * 10**12)] == [
-        "unknown", "999 B", "1.0 kB", "1.5 MB", "2.0 TB",
+        "unknown",
+        "999 B",
+        "1.0 kB",
+        "1.5 MB",
+        "2.0 TB",
     ]
 
 
 def test_listing_bar_appears_only_past_the_threshold():
     quiet = io.StringIO()
-    assert list(track_listing(range(5), description="listing x", progress=True, threshold=5, file=quiet)) == list(range(5))
+    assert list(track_listing(range(5), description="listing x", progress=True, threshold=5, file=quiet)) == list(
+        range(5)
+    )
     assert quiet.getvalue() == ""
     shown = io.StringIO()
-    assert list(track_listing(range(12), description="listing x", progress=True, threshold=5, file=shown)) == list(range(12))
+    assert list(track_listing(range(12), description="listing x", progress=True, threshold=5, file=shown)) == list(
+        range(12)
+    )
     assert shown.getvalue().rstrip().splitlines()[-1].split("\r")[-1].startswith("listing x: 12 images")
     off = io.StringIO()
     list(track_listing(range(12), description="listing x", progress=False, threshold=5, file=off))

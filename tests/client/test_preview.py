@@ -100,7 +100,9 @@ def test_figure_has_crs_extent(server):
 
 
 def test_connection_is_found_with_mask_and_scale_and_given_endpoint_wins(server):
-    ds = eexarray.open_dataset("test/mixed", endpoint=server.url, mask_and_scale=True).isel(y=slice(0, 5), x=slice(0, 5))
+    ds = eexarray.open_dataset("test/mixed", endpoint=server.url, mask_and_scale=True).isel(
+        y=slice(0, 5), x=slice(0, 5)
+    )
     assert ds.eexarray.preview("u8", min=0, max=255, output="array").shape == (5, 5, 4)
     computed = ds.assign(ratio=ds.u8 / ds.i16)
     with pytest.raises(ValueError, match="'ratio' is not a stored band"):
@@ -124,7 +126,10 @@ def test_bad_arguments_are_named_before_any_request():
         visualization_options(1, palette="no-such-map")
     with pytest.raises(ValueError, match="gamma must be positive"):
         visualization_options(1, gamma=0)
-    assert visualization_options(1, min=0, max=10, gamma=2) == {"ranges": [{"min": 0, "max": 10}], "gamma": {"value": 2}}
+    assert visualization_options(1, min=0, max=10, gamma=2) == {
+        "ranges": [{"min": 0, "max": 10}],
+        "gamma": {"value": 2},
+    }
     assert len(visualization_options(1, palette="viridis")["paletteColors"]) == 16
 
 
