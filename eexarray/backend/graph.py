@@ -1,22 +1,25 @@
 """Dask arrays for the variables of an opened asset, one request per block for all bands.
 
 Each variable (band) is an ordinary ``dask.array.Array`` backed by a lazy graph
-layer (``BandLayer``): nothing is materialised when a Dataset is opened, so
-opening is flat in the asset's size.
+layer (``BandLayer``); a second lazy layer (``BlocksLayer``) holds one tiny task per
+block that every band task of the block depends on. Nothing is materialised when a
+Dataset is opened, so opening is flat in the asset's size.
 
-Bands share requests without sharing tasks. When dask culls a graph before a
-compute, every band layer of one open adds the blocks it must deliver to one
-``FetchPlan`` shared by that cull pass: for each block, the bands this compute
-needs from it. The plan is complete before any task runs. All band tasks of the
-compute reference that plan, so the first
-band task of a block fetches every *needed* band in one request and the other
-band tasks pick their arrays up (see prefetch.py). Computing a subset of
-variables therefore never fetches the other bands, and computing all of them
-costs one request per block, not one per band.
+Bands share requests without sharing pixel tasks. When dask culls a graph before a
+compute, every band layer records the blocks it must deliver in one ``FetchPlan``
+shared by that cull pass (``GraphContext.plan_for``); the blocks layer, culled after
+them, then bakes each block's set of needed bands into its task. At run time each
+band task receives that set from its block task, so the first band task of a block
+fetches every *needed* band in one request and the others pick their arrays up
+(prefetch.py) - in this process through the plan's prefetcher, on a dask.distributed
+worker through a small per-process coalescer (the shared dependency also makes the
+scheduler place a block's band tasks on one worker). Computing a subset of variables
+never fetches the other bands; computing all of them costs one request per block.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask._task_spec import DataNode, Task
+from dask._task_spec import DataNode, Task, TaskRef
 from dask.array.core import getter
 from dask.highlevelgraph import HighLevelGraph, Layer
 
@@ -40,20 +43,15 @@ class GraphContext:
 
     source: PixelSource
     layout: BlockLayout
-    band_of_name: dict[str, int]
     has_time: bool
     finishes: dict[int, Finish] = field(default_factory=dict)
     _plans: dict[int, tuple[object, FetchPlan]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def key_block(self, key: tuple[Any, ...]) -> BlockIndex:
-        return (key[1], key[2], key[3]) if self.has_time else (0, key[1], key[2])
-
     def __getstate__(self) -> dict[str, Any]:
         # Locks do not pickle and recent plans mean nothing in another process.
         return {
-            "source": self.source, "layout": self.layout, "band_of_name": self.band_of_name,
-            "has_time": self.has_time, "finishes": self.finishes,
+            "source": self.source, "layout": self.layout, "has_time": self.has_time, "finishes": self.finishes,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -97,7 +95,8 @@ class BlockReader:
 
     Its task is ``getter(reader, full_index)``; dask fuses a later ``ds.isel`` slice
     into that index, so ``__getitem__`` receives the final selection and fetches
-    only the time steps and window it covers.
+    only the time steps and window it covers. ``bands`` (every band the compute
+    needs from this block) arrives from the block's shared task at run time.
     """
 
     plan: FetchPlan
@@ -107,99 +106,163 @@ class BlockReader:
     shape: tuple[int, ...]
     dtype: str
     finish: Finish | None = None
+    bands: tuple[int, ...] = ()
 
     def __getitem__(self, index: Any) -> np.ndarray:
         selection = select(index if isinstance(index, tuple) else (index,), self.shape, self.has_time)
         if selection.empty:
             shape = tuple(n for axis, n in enumerate(selection.shape) if axis not in selection.squeeze)
             return np.empty(shape, dtype=self.dtype)
-        data = self.plan.take(self.block, self.band, (selection.times, selection.window))
+        data = self.plan.take(self.block, self.band, (selection.times, selection.window), self.bands)
         if self.finish is not None:
             data = self.finish(data)
         return selection.cut(data)
 
 
-class BandLayer(Layer):
-    """The blocks of one band, generated on demand."""
+def _with_bands(reader: BlockReader, bands: tuple[int, ...]) -> BlockReader:
+    return dataclasses.replace(reader, bands=bands)
 
-    def __init__(self, name: str, band: int, context: GraphContext, plan: FetchPlan | None = None) -> None:
+
+def _bands_of_block(bands: tuple[int, ...]) -> tuple[int, ...]:
+    return bands
+
+
+class _BlockGridLayer(Layer):
+    """A lazy layer with one task per block (``(name, *block index)`` keys), made on demand.
+
+    ``cull`` builds the tasks one compute needs against that compute's plan.
+    """
+
+    def __init__(self, name: str, context: GraphContext, plan: FetchPlan | None = None) -> None:
         super().__init__()
         self.name = name
-        self.band = band
         self.context = context
         self.plan = plan
         self._keys: set[Any] | None = None
 
+    # -- what subclasses define ------------------------------------------------------------
+    index_has_time = True
+
+    def task(self, key: tuple[Any, ...], block: BlockIndex, plan: FetchPlan | None) -> Task:
+        raise NotImplementedError
+
+    def dependencies_of(self, key: tuple[Any, ...], block: BlockIndex) -> set[Any]:
+        return set()
+
+    def on_cull(self, block: BlockIndex, plan: FetchPlan) -> None:
+        """Record what the compute needs (called for each needed key while culling)."""
+
+    # -- the Layer protocol ----------------------------------------------------------------
     @property
     def has_legacy_tasks(self) -> bool:  # type: ignore[override]
         return False  # our tasks are Task objects; never materialise to find out
 
-    def _all_keys(self) -> Iterator[tuple[Any, ...]]:
+    def block_of(self, key: Any) -> BlockIndex | None:
+        if not (isinstance(key, tuple) and key and key[0] == self.name):
+            return None
+        layout = self.context.layout
+        if self.index_has_time:
+            if len(key) != 4:
+                return None
+            block = (key[1], key[2], key[3])
+        else:
+            if len(key) != 3:
+                return None
+            block = (0, key[1], key[2])
+        limits = (len(layout.time_chunks), len(layout.row_chunks), len(layout.col_chunks))
+        if not all(isinstance(i, int) and 0 <= i < n for i, n in zip(block, limits)):
+            return None
+        return block
+
+    def __getitem__(self, key: Any) -> Task:
+        block = self.block_of(key)
+        if block is None:
+            raise KeyError(key)
+        return self.task(key, block, self.plan)
+
+    def __contains__(self, key: object) -> bool:
+        return self.block_of(key) is not None
+
+    def __iter__(self) -> Iterator[Any]:
         layout = self.context.layout
         ranges = [range(len(layout.row_chunks)), range(len(layout.col_chunks))]
-        if self.context.has_time:
+        if self.index_has_time:
             ranges.insert(0, range(len(layout.time_chunks)))
         for index in product(*ranges):
             yield (self.name, *index)
 
-    def _key_set(self) -> set[Any]:
-        if self._keys is None:
-            self._keys = set(self._all_keys())
-        return self._keys
-
-    def __getitem__(self, key: Any) -> Task:
-        if not (isinstance(key, tuple) and key and key[0] == self.name):
-            raise KeyError(key)
-        block = self.context.key_block(key)
-        layout = self.context.layout
-        if not (
-            0 <= block[0] < len(layout.time_chunks)
-            and 0 <= block[1] < len(layout.row_chunks)
-            and 0 <= block[2] < len(layout.col_chunks)
-        ):
-            raise KeyError(key)
-        plan = self.plan or FetchPlan(self.context.source, layout, {})
-        shape = (layout.row_chunks[block[1]], layout.col_chunks[block[2]])
-        if self.context.has_time:
-            shape = (layout.time_chunks[block[0]], *shape)
-        finish = self.context.finishes.get(self.band)
-        dtype = finish.float_dtype if finish else self.context.source.dtypes[self.band]
-        reader = BlockReader(plan, block, self.band, self.context.has_time, shape, dtype, finish)
-        return Task(key, getter, DataNode(None, reader), tuple(slice(0, n) for n in shape))
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._all_keys())
-
     def __len__(self) -> int:
         layout = self.context.layout
         count = len(layout.row_chunks) * len(layout.col_chunks)
-        return count * (len(layout.time_chunks) if self.context.has_time else 1)
-
-    def __contains__(self, key: object) -> bool:
-        try:
-            self[key]
-        except (KeyError, TypeError, IndexError):
-            return False
-        return True
+        return count * (len(layout.time_chunks) if self.index_has_time else 1)
 
     def is_materialized(self) -> bool:
         return False
 
     def get_output_keys(self) -> Collection[Any]:
-        return self._key_set()
+        if self._keys is None:
+            self._keys = set(self)
+        return self._keys
 
     def cull(self, keys: set[Any], all_hlg_keys: Collection[Any]) -> tuple[Layer, Mapping[Any, set[Any]]]:
         plan = self.context.plan_for(keys)
-        planned = BandLayer(self.name, self.band, self.context, plan)
-        needed = [key for key in keys if isinstance(key, tuple) and key and key[0] == self.name and key in self]
-        for key in needed:
-            plan.add(self.context.key_block(key), self.band)
-        culled = _CulledBandLayer({key: planned[key] for key in needed})
-        return culled, {key: set() for key in needed}
+        needed = {}
+        for key in keys:
+            block = self.block_of(key)
+            if block is not None:
+                needed[key] = block
+                self.on_cull(block, plan)
+        tasks = {key: self.task(key, block, plan) for key, block in needed.items()}
+        return _CulledLayer(tasks), {key: self.dependencies_of(key, block) for key, block in needed.items()}
 
 
-class _CulledBandLayer(Layer):
-    """A materialised, culled band layer (only the blocks one compute needs)."""
+class BandLayer(_BlockGridLayer):
+    """The blocks of one band: ``getter(reader, index)`` tasks depending on their block's task."""
+
+    def __init__(self, name: str, band: int, blocks_name: str, context: GraphContext, plan: FetchPlan | None = None):
+        super().__init__(name, context, plan)
+        self.band = band
+        self.blocks_name = blocks_name
+        self.index_has_time = context.has_time
+
+    def block_key(self, block: BlockIndex) -> tuple[Any, ...]:
+        return (self.blocks_name, *block)
+
+    def on_cull(self, block: BlockIndex, plan: FetchPlan) -> None:
+        plan.add(block, self.band)
+
+    def dependencies_of(self, key: tuple[Any, ...], block: BlockIndex) -> set[Any]:
+        return {self.block_key(block)}
+
+    def task(self, key: tuple[Any, ...], block: BlockIndex, plan: FetchPlan | None) -> Task:
+        layout = self.context.layout
+        shape = (layout.row_chunks[block[1]], layout.col_chunks[block[2]])
+        if self.context.has_time:
+            shape = (layout.time_chunks[block[0]], *shape)
+        finish = self.context.finishes.get(self.band)
+        dtype = finish.float_dtype if finish else self.context.source.dtypes[self.band]
+        reader = BlockReader(
+            plan or FetchPlan(self.context.source, layout, {}), block, self.band, self.context.has_time, shape, dtype,
+            finish,
+        )
+        # The shared block task makes dask run a block's band tasks together (so a read
+        # serving several bands is released quickly) and hands each the block's band set.
+        # `getter` stays the outer function so dask can fuse later slicing into the index.
+        with_bands = Task(None, _with_bands, DataNode(None, reader), TaskRef(self.block_key(block)))
+        return Task(key, getter, with_bands, tuple(slice(0, n) for n in shape))
+
+
+class BlocksLayer(_BlockGridLayer):
+    """One tiny task per block, returning the bands the compute needs from it."""
+
+    def task(self, key: tuple[Any, ...], block: BlockIndex, plan: FetchPlan | None) -> Task:
+        bands = plan.blocks.get(block) if plan is not None else None
+        every = range(len(self.context.source.band_ids))
+        return Task(key, _bands_of_block, DataNode(None, tuple(sorted(bands if bands else every))))
+
+
+class _CulledLayer(Layer):
+    """A materialised, culled layer (only the tasks one compute needs)."""
 
     def __init__(self, tasks: dict[Any, Task]) -> None:
         super().__init__()
@@ -226,7 +289,7 @@ class _CulledBandLayer(Layer):
 
     def cull(self, keys: set[Any], all_hlg_keys: Collection[Any]) -> tuple[Layer, Mapping[Any, set[Any]]]:
         needed = {key: task for key, task in self.tasks.items() if key in keys}
-        return _CulledBandLayer(needed), {key: set() for key in needed}
+        return _CulledLayer(needed), {key: set(task.dependencies) for key, task in needed.items()}
 
 
 def band_arrays(
@@ -235,14 +298,19 @@ def band_arrays(
     """One dask array per band of ``source``, sharing requests as described in the module doc."""
     names = {band_id: f"{band_id}-{token}" for band_id in source.band_ids}
     finishes = finishes or {}
-    context = GraphContext(source, layout, {name: i for i, name in enumerate(names.values())}, has_time, finishes)
+    context = GraphContext(source, layout, has_time, finishes)
+    blocks_name = f"eexarray-blocks-{token}"
+    blocks = BlocksLayer(blocks_name, context)
     chunks: tuple[tuple[int, ...], ...] = (layout.row_chunks, layout.col_chunks)
     if has_time:
         chunks = (layout.time_chunks, *chunks)
     arrays = {}
     for index, band_id in enumerate(source.band_ids):
         name = names[band_id]
-        graph = HighLevelGraph({name: BandLayer(name, index, context)}, {name: set()})
+        graph = HighLevelGraph(
+            {name: BandLayer(name, index, blocks_name, context), blocks_name: blocks},
+            {name: {blocks_name}, blocks_name: set()},
+        )
         dtype = np.dtype(finishes[index].float_dtype if index in finishes else source.dtypes[index])
         arrays[band_id] = da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
     return arrays

@@ -103,11 +103,16 @@ class FetchPlan:
         window = need[1].shift(block_window.row_start, block_window.col_start)
         return self.source.start_read(absolute, window, bands)
 
-    def take(self, block: BlockIndex, band: int, need: Need) -> np.ndarray:
-        """``band`` of ``need`` of ``block`` as (time, rows, cols), through this process's prefetcher."""
-        if band not in self.blocks.get(block, ()):
-            return self.start(block, need, (band,)).result()[band]
-        return _prefetcher(self).take(block, band, need)
+    def take(self, block: BlockIndex, band: int, need: Need, bands: tuple[int, ...] = ()) -> np.ndarray:
+        """``band`` of ``need`` of ``block`` as (time, rows, cols).
+
+        In the process that planned the compute, through its prefetcher; elsewhere (a
+        dask.distributed worker, where plans do not travel) through the per-process
+        coalescer, which fetches ``bands`` (the block's needed bands) in one request.
+        """
+        if band in self.blocks.get(block, ()):
+            return _prefetcher(self).take(block, band, need)
+        return _COALESCER.take(self, block, band, need, bands if band in bands else (band,))
 
 
 @dataclass
@@ -140,6 +145,11 @@ class Prefetcher:
             self.queues.setdefault((block[1], block[2]), deque()).append(block[0])
         self.unvisited: deque[Position] = deque(sorted(self.queues))
         self.ready: deque[Position] = deque()
+        # Dask's order is its own (often descending): look ahead in the direction tasks move.
+        self.rank = {position: index for index, position in enumerate(self.unvisited)}
+        self.last_taken: tuple[int, int] | None = None
+        self.descending = False
+        self.direction_known = False
         self.lock = threading.Lock()
         self.last_used = time.monotonic()
 
@@ -177,16 +187,16 @@ class Prefetcher:
         queue = self.queues.get((block[1], block[2]), deque())
         # Read following time blocks at the same window along, while that costs no extra request.
         while queue:
-            following = (queue[0], block[1], block[2])
+            following = (queue[-1] if self.descending else queue[0], block[1], block[2])
             if tuple(sorted(self.plan.blocks[following])) != bands or self._predict(following) != need:
                 break
             if (following, need) in self.started:
-                queue.popleft()
+                self._pop(queue)
                 continue
             extra = [self.layout.times(following[0])[t] for t in need[0]]
             if self.source.requests_for(range(len(times) + len(extra)), window, bands) > max(1, baseline):
                 break
-            queue.popleft()
+            self._pop(queue)
             group.append((following, need))
             times.extend(extra)
         read = self.plan.start(block, need, bands, tuple(times[len(need[0]) :]))
@@ -199,6 +209,9 @@ class Prefetcher:
             self.started.add((member, member_need))
             offset += count
 
+    def _pop(self, queue: deque) -> object:
+        return queue.pop() if self.descending else queue.popleft()
+
     def _next_position(self) -> Position | None:
         """A spatial position with planned blocks whose needs can be predicted."""
         while self.ready:
@@ -207,18 +220,20 @@ class Prefetcher:
             self.ready.popleft()
         if self.observed and self.only_full_blocks:
             while self.unvisited:
-                position = self.unvisited.popleft()
+                position = self._pop(self.unvisited)
                 if self.queues.get(position):
                     self.ready.append(position)
                     return position
         return None
 
     def _top_up(self) -> None:
-        while self.in_flight < self.cap:
+        # Until two blocks showed the direction dask walks in, look ahead only a little.
+        limit = self.cap if self.direction_known else min(self.cap, 4)
+        while self.in_flight < limit:
             position = self._next_position()
             if position is None:
                 return
-            block = (self.queues[position].popleft(), *position)
+            block = (self._pop(self.queues[position]), *position)
             need = self._predict(block)  # type: ignore[arg-type]
             if need is None or (block, need) in self.started:
                 continue
@@ -235,6 +250,14 @@ class Prefetcher:
     def take(self, block: BlockIndex, band: int, need: Need) -> np.ndarray:
         with self.lock:
             self.last_used = time.monotonic()
+            here = (self.rank.get((block[1], block[2]), 0), block[0])
+            if self.last_taken is None:
+                # First guess: a compute that starts in the upper half of the plan walks down.
+                self.descending = here[0] * 2 >= len(self.rank) and len(self.rank) > 1
+            elif here != self.last_taken:
+                self.descending = here < self.last_taken
+                self.direction_known = True
+            self.last_taken = here
             self._observe(block, need)
             key = (block, need)
             entry = self.entries.get(key)
@@ -275,6 +298,42 @@ class Prefetcher:
             self.entries.clear()
 
 
+class Coalescer:
+    """Per process: one read for the bands of a block that several band tasks want.
+
+    Used where no plan is available. The first band task of a block starts a read
+    of all the block's needed bands; the others take their arrays from it. Reads
+    whose other bands never come (their tasks ran elsewhere) are dropped, oldest
+    first, beyond ``capacity``.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self.reads: dict[tuple[object, ...], tuple[PendingRead, set[int]]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, plan: FetchPlan, block: BlockIndex, band: int, need: Need, bands: tuple[int, ...]) -> np.ndarray:
+        if len(bands) < 2:
+            return plan.start(block, need, (band,)).result()[band]
+        key = (plan.source, plan.layout, block, need, bands)
+        with self.lock:
+            entry = self.reads.get(key)
+            if entry is None or band not in entry[1]:
+                entry = (plan.start(block, need, bands), set(bands))
+                self.reads[key] = entry
+                while len(self.reads) > self.capacity:
+                    oldest = next(iter(self.reads))
+                    self.reads.pop(oldest)[0].cancel()
+        read, remaining = entry
+        arrays = read.result()
+        with self.lock:
+            remaining.discard(band)
+            if not remaining and self.reads.get(key) is entry:
+                del self.reads[key]
+        return arrays[band]
+
+
+_COALESCER = Coalescer()
 _prefetchers: dict[str, Prefetcher] = {}
 _registry_lock = threading.Lock()
 

@@ -1,0 +1,127 @@
+"""throughput: eexarray (default settings) vs a bare requests + numpy thread pool, same requests.
+
+The region is 4 uint16 bands (>= 256 MiB decoded in the full run). Both clients issue
+exactly the same getPixels requests (eexarray's auto chunks; the bare client takes the
+same windows) with the same concurrency (eexarray's default, 40). Runs alternate between
+the clients so that a noisy neighbour hurts both; ``ratio`` compares the best runs.
+``ratio`` = eexarray throughput / bare throughput; target >= 0.9. The full run also
+reads a 128 MiB region in user chunks of 512 px (64 requests, more than the 40 in flight)
+the same way (``small_chunks``): the regime where the prefetcher's order matters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import eexarray
+from benchmarks.common import (
+    MIB,
+    BareClient,
+    auto_windows,
+    latency_model,
+    pixel_stats,
+    reset_stats,
+    square_grid,
+    start_server,
+    summarize,
+    timed,
+)
+from eexarray.geometry import Window
+from eexarray.geometry.window import tile_window
+from eexarray.server import ProceduralImage
+from eexarray.transport.config import DEFAULT_MAX_CONCURRENCY
+
+ASSET = "bench/throughput"
+SMALL_ASSET = "bench/throughput_small"
+DTYPES = ("uint16",) * 4
+BAND_IDS = ("B1", "B2", "B3", "B4")
+
+
+def sizes(quick: bool) -> tuple[int, int]:
+    """(side in px, rounds): 8192^2 x 4 x 2 bytes = 512 MiB full; 1024^2 = 8 MiB quick."""
+    return (1024, 1) if quick else (8192, 5)
+
+
+def eexarray_read(url: str, asset: str = ASSET, **options: Any) -> tuple[float, dict[str, np.ndarray]]:
+    """Open (default settings unless ``options``) and load every band; returns (seconds of the load, arrays)."""
+    ds = eexarray.open_dataset(asset, endpoint=url, **options)
+    seconds, loaded = timed(ds.load)
+    return seconds, {band: loaded[band].values for band in loaded.data_vars}
+
+
+SMALL_CHUNK = 512
+SMALL_SIDE = 4096
+
+
+def small_chunks(url: str, rounds: int) -> dict[str, Any]:
+    """More blocks than requests in flight: 4096^2 px in user chunks of 512^2 (64 requests)."""
+    windows = list(tile_window(Window(0, SMALL_SIDE, 0, SMALL_SIDE), SMALL_CHUNK, SMALL_CHUNK))
+    grid = square_grid(SMALL_SIDE)
+    bare = BareClient(url, SMALL_ASSET, grid, BAND_IDS, DTYPES, DEFAULT_MAX_CONCURRENCY)
+    chunks = {"y": SMALL_CHUNK, "x": SMALL_CHUNK}
+    eex_seconds, bare_seconds = [], []
+    for _ in range(rounds):
+        eex_seconds.append(eexarray_read(url, SMALL_ASSET, chunks=chunks)[0])
+        bare_seconds.append(timed(lambda: bare.read(windows))[0])
+    nbytes = SMALL_SIDE * SMALL_SIDE * sum(np.dtype(d).itemsize for d in DTYPES)
+    eex, ref = summarize(eex_seconds, nbytes), summarize(bare_seconds, nbytes)
+    return {
+        "mib": round(nbytes / MIB, 1),
+        "chunks": chunks,
+        "requests": len(windows),
+        "eexarray": eex,
+        "bare": ref,
+        "ratio": round(eex["best_mib_s"] / ref["best_mib_s"], 3),
+    }
+
+
+def run(quick: bool) -> dict[str, Any]:
+    side, rounds = sizes(quick)
+    grid = square_grid(side)
+    image = ProceduralImage(ASSET, grid, dtypes=DTYPES, band_ids=BAND_IDS)
+    windows = auto_windows(side, side, DTYPES)
+    nbytes = side * side * sum(np.dtype(d).itemsize for d in DTYPES)
+    bare = BareClient("", ASSET, grid, BAND_IDS, DTYPES, DEFAULT_MAX_CONCURRENCY)
+    catalog = (
+        [image]
+        if quick
+        else [image, ProceduralImage(SMALL_ASSET, square_grid(SMALL_SIDE), dtypes=DTYPES, band_ids=BAND_IDS)]
+    )
+    with start_server(catalog) as server:
+        bare.url = server.url
+        eexarray_read(server.url)  # warm up both: imports, connections, the server's caches
+        bare.read(windows[:1])
+        eex_seconds, bare_seconds = [], []
+        requests_made = None
+        for round_ in range(rounds):
+            reset_stats(server)
+            seconds, eex_arrays = eexarray_read(server.url)
+            eex_seconds.append(seconds)
+            requests_made = pixel_stats(server)["get_pixels"]
+            seconds, bare_arrays = timed(lambda: bare.read(windows))
+            bare_seconds.append(seconds)
+            print(f"round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s, bare {bare_seconds[-1]:.2f} s", flush=True)
+        identical = all(np.array_equal(eex_arrays[b], bare_arrays[b]) for b in BAND_IDS)
+        del eex_arrays, bare_arrays
+        many = None if quick else small_chunks(server.url, rounds)
+        if many:
+            print(f"small chunks: {many}", flush=True)
+    eex, ref = summarize(eex_seconds, nbytes), summarize(bare_seconds, nbytes)
+    return {
+        "name": "throughput",
+        "mib": round(nbytes / MIB, 1),
+        "bands": len(BAND_IDS),
+        "dtype": DTYPES[0],
+        "requests": len(windows),
+        "eexarray_requests": requests_made,
+        "concurrency": DEFAULT_MAX_CONCURRENCY,
+        "eexarray": eex,
+        "bare": ref,
+        "identical": identical,
+        "ratio": round(eex["best_mib_s"] / ref["best_mib_s"], 3),
+        "target": ">= 0.9",
+        **({"small_chunks": many} if many else {}),
+        **latency_model(),
+    }

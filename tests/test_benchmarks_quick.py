@@ -1,0 +1,42 @@
+"""The quick variants of the benchmarks keep working (figures are never asserted: timings do not gate CI)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import BENCHMARKS
+from benchmarks.__main__ import main
+
+LATENCY_KEYS = {"latency_ms_per_request", "latency_ms_per_mb"}
+# Benchmarks that compare two things report a ratio (when they could run).
+COMPARING = {"throughput", "seed_recipe", "open_time", "memory", "distributed", "timeseries", "xee"}
+FIGURES = {
+    "throughput": {"eexarray", "bare", "requests", "identical"},
+    "seed_recipe": {"eexarray", "recipe", "identical"},
+    "open_time": {"sizes", "open_seconds_at_largest"},
+    "request_efficiency": {"per_dtype", "min_efficiency", "selections"},
+    "memory": {"reduce", "zarr", "in_flight_mib"},
+    "distributed": {"threaded"},
+    "timeseries": {"requests", "read_seconds"},
+    "xee": {"eexarray", "xee", "eexarray_requests", "xee_requests"},
+}
+
+
+@pytest.mark.parametrize("name", [name for name in BENCHMARKS if name != "soak"])
+def test_quick_variant_prints_a_final_json_line(name, capsys):
+    assert main([name, "--quick"]) == 0
+    last = [line for line in capsys.readouterr().out.splitlines() if line.strip()][-1]
+    result = json.loads(last)
+    assert result["name"] == name
+    assert result["quick"] is True
+    assert LATENCY_KEYS <= result.keys()
+    if result.get("status") == "unavailable":
+        assert result["reason"]
+        return
+    assert FIGURES[name] <= result.keys()
+    if name in COMPARING:
+        assert isinstance(result["ratio"], (int, float))
+    if name in ("throughput", "seed_recipe"):
+        assert result["identical"] is True  # both clients read the same pixels
