@@ -91,36 +91,27 @@ FINDINGS = """\
   copies) on a shared 2-core machine; eexarray matches or beats the bare thread pool and
   the official-client recipe.
 * **More blocks than requests in flight (`throughput.small_chunks`, 64 blocks of
-  512 x 512)**: eexarray reaches about half the bare client's throughput. Logging the order
-  in which tasks take blocks from the prefetcher shows two causes. (a) Dask's threaded
-  scheduler runs the band tasks band by band (every block of `B1`, then every block of
-  `B2`, ...): each band is an independent graph and `dask.order` finishes one before the
-  next. A multi-band read therefore stays in memory, counted against the in-flight cap,
-  until its last band is taken in the last pass; once `max_concurrency` reads are held the
-  prefetcher stops, and the rest is fetched on demand by dask's 2 worker threads (2
-  requests in flight). (b) Dask takes blocks in descending order ((7, 7), (7, 6), ...) while
-  the prefetcher starts them ascending, so the first blocks prefetched are the last taken.
-* **`memory` (reduce)**: the same cause (a): `ds.mean().compute()` holds every block until
-  its last band's pass, so peak RSS follows the region (748 MiB for a 682 MiB region). The
-  Zarr download (`eexarray.download`) of the same regions stays bounded (234 -> 305 MiB).
-* **Fix, prototyped and measured (not yet in the library)**: give the band tasks of one
-  block a shared dependency (a trivial task keyed by the plan's token and the block), so
-  `dask.order` runs the bands of a block together; and let the prefetcher follow the order
-  in which tasks ask (continue from a block it did not predict, in dask's direction; the
-  prototype simply prefetched in descending order). With both, `ds.mean()` of a 488 MiB
-  region at `max_concurrency=4` went from 16.2 s / 527 MiB peak to 7.0 s / 232 MiB (in
-  flight: 171 MiB), and the 64-block load from 5.5 s to 3.2 s.
-  The prototype wrapped the band task in a new function, which stops dask from fusing a
-  later `isel` into `getter(reader, index)` (a 512 px window then fetched its whole block);
-  the real change must keep that task shape.
-* **`timeseries`**: one `computePixels` request as targeted, but the read takes tens of
-  seconds of client CPU: `planning.band_groups` recomputes the bytes per pixel of its
-  growing group for every band (quadratic in the 1000 (image, band) pairs), and the
-  prefetcher calls it once per time block it considers packing (cubic overall). A running
-  sum makes `band_groups` linear; with it the same read takes 1.4 s.
-* **`distributed`**: plans do not travel to workers, so each band task on a worker makes
-  its own request (4 per block here) and requests in flight equal worker threads; give
-  workers many threads for I/O (`threads_per_worker=20` above).
+  512 x 512)**: the first run of these benchmarks found eexarray at about half the bare
+  client's throughput, for two reasons. (a) Dask ran the band tasks band by band (every
+  block of `B1`, then of `B2`, ...), so a multi-band read stayed in memory, counted against
+  the in-flight cap, until its last band's pass; once `max_concurrency` reads were held
+  only dask's 2 threads fetched. (b) Dask takes blocks in descending order while the
+  prefetcher started them ascending. Fixed in the library: every band task of a block now
+  depends on one tiny per-block task (which also carries the block's band set), so
+  `dask.order` runs a block's bands together, and the prefetcher looks ahead in the
+  direction tasks move (a short look-ahead until two blocks showed it). The 64-block load
+  went from 2.3 s to 1.1 s (bare client: 1.0 s).
+* **`memory` (reduce)**: the same cause (a) made `ds.mean().compute()` hold every block
+  until its last band's pass (748 MiB peak for a 682 MiB region). After the fix the peak
+  at 4x the in-flight budget is about twice the budget, not four times: blocks in flight
+  plus the arrays dask is reducing.
+* **`timeseries`**: one `computePixels` request as targeted; the read first took tens of
+  seconds of client CPU because `planning.band_groups` was quadratic in the (image, band)
+  pairs and was called once per candidate time block. It is linear now: about 1.2 s.
+* **`distributed`**: plans (the look-ahead) do not travel to workers, so requests in flight
+  equal worker threads: give workers many threads for I/O (`threads_per_worker=20`).
+  Bands of a block are still fetched in one request there: the per-block task carries the
+  band set and the scheduler places a block's band tasks with it.
 """
 
 

@@ -18,5 +18,7 @@ def open_dataset(asset: Any, *, chunks: Any = {}, **options: Any) -> xr.Dataset:
     See the options in docs/api.md.
     """
     if not (chunks is None or chunks == "auto" or isinstance(chunks, (dict, int, tuple))):
-        raise ValueError(f"chunks={chunks!r} is not valid: use {{}} (request-sized tiles), 'auto', a dict, an int or None")
+        raise ValueError(
+            f"chunks={chunks!r} is not valid: use {{}} (request-sized tiles), 'auto', a dict, an int or None"
+        )
     return xr.open_dataset(asset, engine=EexarrayBackendEntrypoint, chunks=chunks, **options)

@@ -38,13 +38,13 @@ def run_demo(output: str | Path = "demo-output", *, endpoint: str | None = None,
     try:
         before = transport_stats()
         started = time.perf_counter()
-        ds = eexarray.open_dataset(
-            COLLECTION, endpoint=endpoint, bands=["B2", "B3", "B4", "B8"], mask_and_scale=True
-        )
+        ds = eexarray.open_dataset(COLLECTION, endpoint=endpoint, bands=["B2", "B3", "B4", "B8"], mask_and_scale=True)
         opened = time.perf_counter()
         say(f"Opened {COLLECTION} lazily in {opened - started:.2f} s:")
-        say(f"  {ds.sizes['time']} images, {ds.sizes['y']} x {ds.sizes['x']} px, CRS {ds.rio.crs}, "
-            f"chunks {dict(ds.B4.encoding['preferred_chunks'])}")
+        say(
+            f"  {ds.sizes['time']} images, {ds.sizes['y']} x {ds.sizes['x']} px, CRS {ds.rio.crs}, "
+            f"chunks {dict(ds.B4.encoding['preferred_chunks'])}"
+        )
         reflectance = ds / 10000.0
         ndvi = (reflectance.B8 - reflectance.B4) / (reflectance.B8 + reflectance.B4)
         series = ndvi.mean(dim=("y", "x"), skipna=True)
@@ -90,8 +90,10 @@ def run_demo(output: str | Path = "demo-output", *, endpoint: str | None = None,
             "geotiff": str(geotiff_path),
         }
         (output / "summary.json").write_text(json.dumps(summary, indent=2))
-        say(f"Fetched {summary['requests']} requests, {summary['megabytes']} MB in "
-            f"{summary['seconds_compute']} s ({summary['retries']} retries)")
+        say(
+            f"Fetched {summary['requests']} requests, {summary['megabytes']} MB in "
+            f"{summary['seconds_compute']} s ({summary['retries']} retries)"
+        )
         say(f"NDVI (scene mean) ranges {summary['ndvi_mean_min']} .. {summary['ndvi_mean_max']} over the year")
         say(f"Wrote {figure_path} and {geotiff_path}")
         return summary

@@ -20,7 +20,8 @@ def asset_name(asset: str) -> str:
     """
     if not isinstance(asset, str):
         raise InvalidAssetIdError(
-            f"An asset id must be a string such as 'COPERNICUS/S2_SR_HARMONIZED', got {asset!r} ({type(asset).__name__})"
+            "An asset id must be a string such as 'COPERNICUS/S2_SR_HARMONIZED', "
+            f"got {asset!r} ({type(asset).__name__})"
         )
     text = asset.strip()
     if text.startswith("ee://"):

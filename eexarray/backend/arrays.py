@@ -83,7 +83,11 @@ class EexarrayVariable(xr.Variable):
         if found is None or args or not _is_dask(kwargs.get("chunked_array_type")):
             return xr.Variable(self.dims, self._data, self.attrs, self.encoding).chunk(chunks, *args, **kwargs)
         array, key = found
-        extra = {k: v for k, v in kwargs.items() if k not in ("name", "lock", "inline_array", "chunked_array_type", "from_array_kwargs")}
+        extra = {
+            k: v
+            for k, v in kwargs.items()
+            if k not in ("name", "lock", "inline_array", "chunked_array_type", "from_array_kwargs")
+        }
         if isinstance(chunks, dict) and extra:
             chunks = {**chunks, **extra}
         data = array.opened.dask_array(array.band, key, chunks, self.dims)

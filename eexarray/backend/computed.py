@@ -81,9 +81,13 @@ def resolve_computed(
         images = list(info.get("features", []))
         if not images:
             raise ValueError("The computed collection is empty")
-        per_image = [expressions.canonical(expressions.element_of(expression, i, len(images))) for i in range(len(images))]
+        per_image = [
+            expressions.canonical(expressions.element_of(expression, i, len(images))) for i in range(len(images))
+        ]
     else:
-        raise ValueError(f"The expression computes a {kind or type(info).__name__}; open_dataset needs an Image or ImageCollection")
+        raise ValueError(
+            f"The expression computes a {kind or type(info).__name__}; open_dataset needs an Image or ImageCollection"
+        )
     all_bands = [_band(band) for band in images[0].get("bands", [])]
     if not all_bands:
         raise ValueError("The computed image has no bands")

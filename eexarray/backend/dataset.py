@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Hashable
 from typing import Any
 
 import dask.array as da
@@ -12,6 +13,7 @@ import rioxarray  # noqa: F401 - registers the .rio accessor users expect on our
 import xarray as xr
 from dask.array.core import normalize_chunks
 from dask.base import tokenize
+from xarray.core import indexing
 
 from eexarray.backend.arrays import EexarrayBackendArray, EexarrayVariable, apply_missing
 from eexarray.backend.graph import Finish, band_arrays
@@ -22,7 +24,6 @@ from eexarray.backend.source import PixelSource
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import auto_tile_shape
 from eexarray.transport import ConnectionConfig
-from xarray.core import indexing
 
 
 def float_dtype_for(dtype: str) -> str:
@@ -48,7 +49,7 @@ class OpenedAsset:
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
-        self.preferred = {"y": rows, "x": cols}
+        self.preferred: dict[Hashable, int] = {"y": rows, "x": cols}  # keyed like xarray dims
         if self.has_time:
             self.preferred = {"time": 1, **self.preferred}
         self.variable_shape: tuple[int, ...] = grid.shape
@@ -75,13 +76,19 @@ class OpenedAsset:
         meta = self.resolved.bands[band]
         return apply_missing(data, meta.missing_values, float_dtype_for(meta.dtype))
 
-    def dask_array(self, band: int, key: tuple[slice, ...], chunks: Any, dims: tuple[str, ...]) -> da.Array:
+    def dask_array(self, band: int, key: tuple[slice, ...], chunks: Any, dims: tuple[Hashable, ...]) -> da.Array:
         ranges = [item.indices(size)[:2] for item, size in zip(key, self.variable_shape)]
         shape = tuple(max(0, stop - start) for start, stop in ranges)
         if isinstance(chunks, dict):
             spec = tuple(chunks.get(dim, self.preferred[dim]) for dim in dims)
         elif chunks in (None, "auto") or isinstance(chunks, (int, tuple)):
-            spec = chunks if isinstance(chunks, tuple) else (chunks,) * len(dims) if chunks is not None else ("auto",) * len(dims)
+            spec = (
+                chunks
+                if isinstance(chunks, tuple)
+                else (chunks,) * len(dims)
+                if chunks is not None
+                else ("auto",) * len(dims)
+            )
         else:
             raise TypeError(f"chunks must be a dict, int, tuple, 'auto' or None, got {chunks!r}")
         spec = tuple(self.preferred[dim] if value in ({}, None) else value for dim, value in zip(dims, spec))
@@ -113,8 +120,15 @@ class OpenedAsset:
                     grid=self.source.grid.window(window),
                 )
                 token = tokenize(
-                    source.config.endpoint, source.images, source.expressions, source.grid.to_rest(),
-                    source.band_ids, source.dtypes, source.file_format, layout, self.options.mask_and_scale,
+                    source.config.endpoint,
+                    source.images,
+                    source.expressions,
+                    source.grid.to_rest(),
+                    source.band_ids,
+                    source.dtypes,
+                    source.file_format,
+                    layout,
+                    self.options.mask_and_scale,
                 )
                 finishes = {}
                 if self.options.mask_and_scale:

@@ -16,8 +16,21 @@ from eexarray.naming import asset_name, looks_like_asset
 from eexarray.transport import ConnectionConfig, RestClient
 
 OPEN_PARAMETERS = (
-    "bands", "crs", "scale", "region", "grid", "start", "end", "filter", "endpoint", "high_volume",
-    "project", "credentials", "max_concurrency", "mask_and_scale", "file_format",
+    "bands",
+    "crs",
+    "scale",
+    "region",
+    "grid",
+    "start",
+    "end",
+    "filter",
+    "endpoint",
+    "high_volume",
+    "project",
+    "credentials",
+    "max_concurrency",
+    "mask_and_scale",
+    "file_format",
 )
 
 
@@ -47,8 +60,16 @@ def open_eexarray(
         expression = expressions.validate_expression(asset)
     name = asset_name(asset) if expression is None else None
     options = parse_options(
-        bands=bands, crs=crs, scale=scale, region=region, grid=grid, start=start, end=end,
-        filter=filter, mask_and_scale=mask_and_scale, file_format=file_format,
+        bands=bands,
+        crs=crs,
+        scale=scale,
+        region=region,
+        grid=grid,
+        start=start,
+        end=end,
+        filter=filter,
+        mask_and_scale=mask_and_scale,
+        file_format=file_format,
     )
     config = ConnectionConfig.create(
         endpoint, high_volume=high_volume, project=project, credentials=credentials, max_concurrency=max_concurrency
@@ -57,6 +78,7 @@ def open_eexarray(
     if expression is not None:
         resolved = resolve_computed(client, f"projects/{config.project or 'earthengine-legacy'}", expression, options)
     else:
+        assert name is not None  # set above whenever the asset is not an expression
         resolved = resolve_asset(client, name, options)
     return build_dataset(OpenedAsset(resolved, config, options), drop_variables)
 
@@ -66,7 +88,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
     url = "https://github.com/eexarray/eexarray"
     open_dataset_parameters = ("filename_or_obj", "drop_variables", *OPEN_PARAMETERS)
 
-    def open_dataset(self, filename_or_obj: Any, *, drop_variables: Any = None, **options: Any) -> xr.Dataset:  # type: ignore[override]
+    def open_dataset(self, filename_or_obj: Any, *, drop_variables: Any = None, **options: Any) -> xr.Dataset:
         unknown = sorted(set(options) - set(OPEN_PARAMETERS))
         if unknown:
             raise TypeError(f"Unknown eexarray option(s) {unknown}; valid options are {list(OPEN_PARAMETERS)}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
@@ -51,7 +51,10 @@ class GraphContext:
     def __getstate__(self) -> dict[str, Any]:
         # Locks do not pickle and recent plans mean nothing in another process.
         return {
-            "source": self.source, "layout": self.layout, "has_time": self.has_time, "finishes": self.finishes,
+            "source": self.source,
+            "layout": self.layout,
+            "has_time": self.has_time,
+            "finishes": self.finishes,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -154,7 +157,7 @@ class _BlockGridLayer(Layer):
 
     # -- the Layer protocol ----------------------------------------------------------------
     @property
-    def has_legacy_tasks(self) -> bool:  # type: ignore[override]
+    def has_legacy_tasks(self) -> bool:
         return False  # our tasks are Task objects; never materialise to find out
 
     def block_of(self, key: Any) -> BlockIndex | None:
@@ -199,7 +202,7 @@ class _BlockGridLayer(Layer):
     def is_materialized(self) -> bool:
         return False
 
-    def get_output_keys(self) -> Collection[Any]:
+    def get_output_keys(self) -> set[Any]:
         if self._keys is None:
             self._keys = set(self)
         return self._keys
@@ -236,13 +239,18 @@ class BandLayer(_BlockGridLayer):
 
     def task(self, key: tuple[Any, ...], block: BlockIndex, plan: FetchPlan | None) -> Task:
         layout = self.context.layout
-        shape = (layout.row_chunks[block[1]], layout.col_chunks[block[2]])
+        shape: tuple[int, ...] = (layout.row_chunks[block[1]], layout.col_chunks[block[2]])
         if self.context.has_time:
             shape = (layout.time_chunks[block[0]], *shape)
         finish = self.context.finishes.get(self.band)
         dtype = finish.float_dtype if finish else self.context.source.dtypes[self.band]
         reader = BlockReader(
-            plan or FetchPlan(self.context.source, layout, {}), block, self.band, self.context.has_time, shape, dtype,
+            plan or FetchPlan(self.context.source, layout, {}),
+            block,
+            self.band,
+            self.context.has_time,
+            shape,
+            dtype,
             finish,
         )
         # The shared block task makes dask run a block's band tasks together (so a read
@@ -269,7 +277,7 @@ class _CulledLayer(Layer):
         self.tasks = tasks
 
     @property
-    def has_legacy_tasks(self) -> bool:  # type: ignore[override]
+    def has_legacy_tasks(self) -> bool:
         return False
 
     def __getitem__(self, key: Any) -> Task:
@@ -284,7 +292,7 @@ class _CulledLayer(Layer):
     def is_materialized(self) -> bool:
         return True
 
-    def get_output_keys(self) -> Collection[Any]:
+    def get_output_keys(self) -> KeysView[Any]:
         return self.tasks.keys()
 
     def cull(self, keys: set[Any], all_hlg_keys: Collection[Any]) -> tuple[Layer, Mapping[Any, set[Any]]]:

@@ -83,6 +83,10 @@ def select(index: tuple[Any, ...], shape: tuple[int, ...], has_time: bool) -> Se
     col_start, col_stop, col_cut = _span(cols[0])
     result_shape = (len(times_tuple), len(rows[0]), len(cols[0]))
     return Selection(
-        times_tuple, Window(row_start, row_stop, col_start, col_stop), row_cut, col_cut, tuple(sorted(squeeze)),
+        times_tuple,
+        Window(row_start, row_stop, col_start, col_stop),
+        row_cut,
+        col_cut,
+        tuple(sorted(squeeze)),
         result_shape,
     )

@@ -17,8 +17,8 @@ import numpy as np
 from eexarray.backend.options import OpenOptions
 from eexarray.geometry import PixelGrid, Window
 from eexarray.geometry.grid import transform_bounds
-from eexarray.transport import RestClient
 from eexarray.progress import track_listing
+from eexarray.transport import RestClient
 from eexarray.transport.api import get_asset, list_images
 
 _INT_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64")
@@ -145,7 +145,10 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
         listed = {band["id"] for band in image.get("bands", [])} if image.get("bands") else None
         if listed is not None and not {band.id for band in bands} <= listed:
             missing = sorted({band.id for band in bands} - listed)
-            raise ValueError(f"Image {image.get('id')!r} of the collection lacks band(s) {missing}; select bands= present in all images")
+            raise ValueError(
+                f"Image {image.get('id')!r} of the collection lacks band(s) {missing}; "
+                "select bands= present in all images"
+            )
     footprints = []
     for image in images:
         for band in image.get("bands", [])[:1]:
@@ -161,7 +164,9 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
         start_times=tuple(image.get("startTime") for image in images),
         bands=bands,
         grid=grid,
-        properties=dict(asset.get("properties", {})) if asset_type == "IMAGE_COLLECTION" else dict(images[0].get("properties", {})),
+        properties=dict(asset.get("properties", {}))
+        if asset_type == "IMAGE_COLLECTION"
+        else dict(images[0].get("properties", {})),
     )
 
 
@@ -206,8 +211,10 @@ def choose_grid(bands: tuple[BandMeta, ...], options: OpenOptions, footprints: l
     if options.scale is None and not same_crs:
         raise ValueError(f"scale is required when crs={crs!r} differs from the native CRS {native.crs!r}")
     native_scale = (abs(native.transform.a), abs(native.transform.e))
-    on_native_lattice = same_crs and native.is_axis_aligned and (
-        options.scale is None or np.allclose(options.scale, native_scale, rtol=1e-9)
+    on_native_lattice = (
+        same_crs
+        and native.is_axis_aligned
+        and (options.scale is None or np.allclose(options.scale, native_scale, rtol=1e-9))
     )
     if bounded:
         boxes = [transform_bounds(bounds, source_crs, crs) for source_crs, bounds in footprints] or [

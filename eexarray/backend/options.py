@@ -162,7 +162,8 @@ def parse_options(
             parsed_grid = PixelGrid.from_rest(grid)
         else:
             raise TypeError(
-                f"grid must be a PixelGrid or a REST PixelGrid dict (dimensions, affineTransform, crsCode), got {grid!r}"
+                "grid must be a PixelGrid or a REST PixelGrid dict (dimensions, affineTransform, crsCode), "
+                f"got {grid!r}"
             )
     try:
         scale_pair = _scale_pair(scale) if scale is not None else None

@@ -37,6 +37,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -47,6 +48,7 @@ BlockIndex = tuple[int, int, int]  # (time block, row block, col block)
 Position = tuple[int, int]  # (row block, col block)
 # What a task needs from its block: time steps and window, relative to the block.
 Need = tuple[tuple[int, ...], Window]
+_Item = TypeVar("_Item")  # what a queue holds: block time indices or positions
 
 # A prefetcher nobody took from for this long belongs to an abandoned compute.
 IDLE_SECONDS = 120.0
@@ -95,7 +97,9 @@ class FetchPlan:
         # Graphs shipped to other processes carry no plan: see the module docstring.
         return (FetchPlan, (self.source, self.layout, {}))
 
-    def start(self, block: BlockIndex, need: Need, bands: tuple[int, ...], more_times: tuple[int, ...] = ()) -> PendingRead:
+    def start(
+        self, block: BlockIndex, need: Need, bands: tuple[int, ...], more_times: tuple[int, ...] = ()
+    ) -> PendingRead:
         """Read ``need`` of ``block`` (plus absolute ``more_times`` at the same window) for ``bands``."""
         times = self.layout.times(block[0])
         absolute = tuple(times[t] for t in need[0]) + more_times
@@ -209,7 +213,7 @@ class Prefetcher:
             self.started.add((member, member_need))
             offset += count
 
-    def _pop(self, queue: deque) -> object:
+    def _pop(self, queue: deque[_Item]) -> _Item:
         return queue.pop() if self.descending else queue.popleft()
 
     def _next_position(self) -> Position | None:
@@ -234,10 +238,10 @@ class Prefetcher:
             if position is None:
                 return
             block = (self._pop(self.queues[position]), *position)
-            need = self._predict(block)  # type: ignore[arg-type]
+            need = self._predict(block)
             if need is None or (block, need) in self.started:
                 continue
-            self._start_group(block, need)  # type: ignore[arg-type]
+            self._start_group(block, need)
 
     def _release(self, entry: _Entry) -> None:
         key = id(entry.read)

@@ -83,7 +83,7 @@ class PixelSource:
             return len(plan_requests(window, dtypes, None, self.limits))
         return len(times) * len(self.plan(window, bands))
 
-    def start_read(self, times: range, window: Window, bands: Sequence[int]) -> PendingRead:
+    def start_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> PendingRead:
         """Submit every request of the read to the process's fetch pool; returns at once."""
         bands = tuple(bands)
         if self.packs(times, window, bands):
@@ -92,13 +92,13 @@ class PixelSource:
             submissions = self._submit_per_image(times, window, bands)
         return PendingRead(self, times, window, bands, submissions)
 
-    def read(self, times: range, window: Window, bands: Sequence[int]) -> dict[int, np.ndarray]:
+    def read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> dict[int, np.ndarray]:
         """Pixels of ``bands`` as ``{band position: array (time, rows, cols)}``."""
         return self.start_read(times, window, bands).result()
 
     # -- submission ---------------------------------------------------------------------
     def _submit_per_image(
-        self, times: range, window: Window, bands: tuple[int, ...]
+        self, times: Sequence[int], window: Window, bands: tuple[int, ...]
     ) -> list[tuple[Future, Window, list[Placement]]]:
         state = endpoint_state(self.config)
         client = RestClient(self.config, self.retry)
@@ -114,15 +114,21 @@ class PixelSource:
                     )
                 else:
                     future = state.pool.submit(
-                        compute_pixels, client, self.project_path, json.loads(self.expressions[time]),
-                        grid, band_ids, dtypes, file_format=self.file_format,
+                        compute_pixels,
+                        client,
+                        self.project_path,
+                        json.loads(self.expressions[time]),
+                        grid,
+                        band_ids,
+                        dtypes,
+                        file_format=self.file_format,
                     )
                 placements = [(self.band_ids[b], position, b) for b in request.bands]
                 submissions.append((future, request.window, placements))
         return submissions
 
     def _submit_packed(
-        self, times: range, window: Window, bands: tuple[int, ...]
+        self, times: Sequence[int], window: Window, bands: tuple[int, ...]
     ) -> list[tuple[Future, Window, list[Placement]]]:
         state = endpoint_state(self.config)
         client = RestClient(self.config, self.retry)
@@ -144,22 +150,36 @@ class PixelSource:
                 for name, (position, band) in zip(names, ((p, b) for p, bs in members for b in bs))
             ]
             future = state.pool.submit(
-                self._fetch_packed, client, images, names, request.window,
+                self._fetch_packed,
+                client,
+                images,
+                names,
+                request.window,
                 [np.dtype(self.dtypes[b]) for _, bs in members for b in bs],
             )
             submissions.append((future, request.window, placements))
         return submissions
 
     def _fetch_packed(
-        self, client: RestClient, images: list[tuple[str, list[str]]], names: list[str], window: Window,
+        self,
+        client: RestClient,
+        images: list[tuple[str, list[str]]],
+        names: list[str],
+        window: Window,
         dtypes: list[np.dtype],
     ) -> dict[str, np.ndarray]:
         grid = self.grid.window(window)
         if len(images) > 1 and self.config.endpoint not in _no_packing:
             try:
                 return compute_pixels(
-                    client, self.project_path, expressions.packed_time_series(images), grid, names, dtypes,
-                    file_format=self.file_format, what=f"packed computePixels of {len(images)} images",
+                    client,
+                    self.project_path,
+                    expressions.packed_time_series(images),
+                    grid,
+                    names,
+                    dtypes,
+                    file_format=self.file_format,
+                    what=f"packed computePixels of {len(images)} images",
                 )
             except EarthEngineRequestError as error:
                 if error.status not in (400, 404, 405, 501):
@@ -186,7 +206,7 @@ class PendingRead:
     def __init__(
         self,
         source: PixelSource,
-        times: range,
+        times: Sequence[int],
         window: Window,
         bands: tuple[int, ...],
         submissions: list[tuple[Future, Window, list[Placement]]],

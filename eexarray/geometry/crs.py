@@ -44,9 +44,7 @@ def normalize_crs(value: Any) -> str:
         if text.upper().startswith("EPSG:"):
             code = text[5:]
             if not code.isdigit():
-                raise InvalidCrsError(
-                    f"Unrecognised CRS {value!r}: an EPSG code must be 'EPSG:' followed by digits"
-                )
+                raise InvalidCrsError(f"Unrecognised CRS {value!r}: an EPSG code must be 'EPSG:' followed by digits")
             to_pyproj(f"EPSG:{int(code)}")  # validates that the code exists
             return f"EPSG:{int(code)}"
         crs = to_pyproj(text)
@@ -54,8 +52,7 @@ def normalize_crs(value: Any) -> str:
         return normalize_crs(f"EPSG:{value}")
     else:
         raise InvalidCrsError(
-            f"Unrecognised CRS {value!r}: expected an EPSG code such as 'EPSG:32610', "
-            "a WKT string or a pyproj.CRS"
+            f"Unrecognised CRS {value!r}: expected an EPSG code such as 'EPSG:32610', a WKT string or a pyproj.CRS"
         )
     epsg = crs.to_epsg(min_confidence=100)
     if epsg is not None:

@@ -37,9 +37,7 @@ def affine_from_rest(value: Any) -> Affine:
         raise InvalidGridError(f"affineTransform must be an object with keys {AFFINE_KEYS}, got {value!r}")
     unknown = set(value) - set(AFFINE_KEYS)
     if unknown:
-        raise InvalidGridError(
-            f"Unknown affineTransform keys {sorted(unknown)}; valid keys are {list(AFFINE_KEYS)}"
-        )
+        raise InvalidGridError(f"Unknown affineTransform keys {sorted(unknown)}; valid keys are {list(AFFINE_KEYS)}")
     numbers = []
     for key in AFFINE_KEYS:
         number = value.get(key, 0)

@@ -52,9 +52,7 @@ def auto_tile_shape(
     return rows, cols
 
 
-def band_groups(
-    dtypes: Sequence[np.dtype | str], limits: RequestLimits = DEFAULT_LIMITS
-) -> list[tuple[int, ...]]:
+def band_groups(dtypes: Sequence[np.dtype | str], limits: RequestLimits = DEFAULT_LIMITS) -> list[tuple[int, ...]]:
     """Split band positions into consecutive groups a single request can carry.
 
     A group holds at most ``max_bands`` bands and one pixel of it fits the byte
@@ -90,7 +88,7 @@ def plan_requests(
     selected = list(range(len(dtypes))) if bands is None else list(bands)
     if not selected or window.size == 0:
         return []
-    requests = []
+    requests: list[PlannedRequest] = []
     for group in band_groups([dtypes[i] for i in selected], limits):
         group_bands = tuple(selected[i] for i in group)
         rows, cols = auto_tile_shape(window.height, window.width, [dtypes[i] for i in group_bands], limits)

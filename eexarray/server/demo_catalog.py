@@ -304,7 +304,7 @@ class RasterFileImage(ServerImage):
 
     def read_band(self, band_index: int, window: Window) -> np.ma.MaskedArray:
         array = self._band_array(band_index)
-        return np.ma.MaskedArray(array.data[window.slices()].copy(), array.mask[window.slices()].copy())
+        return np.ma.MaskedArray(array.data[window.slices()].copy(), np.ma.getmaskarray(array)[window.slices()].copy())
 
 
 _LANDSAT_SCENE = re.compile(r"^L([CEMOT])(\d)(\d{3})(\d{3})(\d{4})(\d{3})([A-Z]{3})(\d{2})$")

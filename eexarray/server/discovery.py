@@ -41,18 +41,20 @@ class MethodSpec:
         return re.compile(f"^(?P<{self.path_param}>{body}){re.escape(self.suffix)}$")
 
 
-_PAGE = {
+# A parameter name -> its discovery description (type, format, location, ...).
+_PAGE: dict[str, dict[str, Any]] = {
     "pageSize": {"type": "integer", "format": "int32", "location": "query"},
     "pageToken": {"type": "string", "location": "query"},
     "filter": {"type": "string", "location": "query"},
     "view": {"type": "string", "location": "query", "enum": ["IMAGE_VIEW_UNSPECIFIED", "FULL", "BASIC"]},
 }
-_TIME = {"type": "string", "format": "google-datetime", "location": "query"}
+_TIME: dict[str, Any] = {"type": "string", "format": "google-datetime", "location": "query"}
 
 # Order matters for routing: the first matching pattern wins.
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("listAssets", ("projects", "assets"), "listAssets", "GET", "parent", ASSET_NAME, ":listAssets",
-               dict(_PAGE), None, "ListAssetsResponse", "Lists the images of a collection or the children of a folder."),
+               dict(_PAGE), None, "ListAssetsResponse",
+               "Lists the images of a collection or the children of a folder."),
     MethodSpec("listImages", ("projects", "assets"), "listImages", "GET", "parent", ASSET_NAME, ":listImages",
                {**_PAGE, "startTime": _TIME, "endTime": _TIME, "region": {"type": "string", "location": "query"}},
                None, "ListImagesResponse", "Lists the images of a collection or folder, filtered by time and region."),

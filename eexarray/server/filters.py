@@ -60,8 +60,6 @@ The official client (earthengine-api 1.7) builds filters such as::
 
 from __future__ import annotations
 
-import json
-import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -80,8 +78,13 @@ TIME_FIELDS = ("startTime", "endTime", "updateTime")
 STRING_FIELDS = ("id", "name", "type")
 _VALID_FIELDS = "startTime, endTime, updateTime, id, name, type and properties.<NAME>"
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "=": operator.eq, ":": operator.eq, "!=": operator.ne,
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "=": operator.eq,
+    ":": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _EQUALITY_OPERATORS = ("=", ":", "!=")
 
@@ -127,8 +130,9 @@ def timestamp_ns(text: str) -> int | None:
         return None
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                          int(second or 0), tzinfo=timezone.utc)
+        moment = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=timezone.utc
+        )
     except ValueError:
         return None
     offset_minutes = 0
@@ -145,6 +149,7 @@ def _asset_label(asset: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- predicates
+
 
 def _accept_all(asset: Mapping[str, Any]) -> bool:
     return True
@@ -289,7 +294,8 @@ class _Parser:
         self.skip_ws()
         if self.pos >= len(self.text):
             return "end of filter"
-        chunk = re.match(r"\S{1,40}", self.text[self.pos:]).group(0)
+        # skip_ws stopped on a non-space character, so the first word is never empty.
+        chunk = self.text[self.pos : self.pos + 40].split(maxsplit=1)[0]
         return repr(chunk)
 
     def skip_ws(self) -> None:
@@ -380,8 +386,9 @@ class _Parser:
         self.check_field(name, start)
         comparator = _COMPARATOR.match(self.text, self.pos)
         if not comparator:
-            raise self.error(f"expected a comparison operator (=, !=, <, <=, >, >=, :) after {name!r}, "
-                             f"found {self.found()}")
+            raise self.error(
+                f"expected a comparison operator (=, !=, <, <=, >, >=, :) after {name!r}, found {self.found()}"
+            )
         op = comparator.group(0)
         self.pos = comparator.end()
         value = self.value(f"after {name!r} {op}")
@@ -405,19 +412,25 @@ class _Parser:
         presence = op == ":" and value.text == "*" and not value.quoted
         if name == "properties":
             if op != ":":
-                raise self.error(f"'properties' only supports ':' (has key), e.g. properties:CLOUD; "
-                                 f"compare a property with properties.NAME {op} VALUE", value.position)
+                raise self.error(
+                    f"'properties' only supports ':' (has key), e.g. properties:CLOUD; "
+                    f"compare a property with properties.NAME {op} VALUE",
+                    value.position,
+                )
             return _HasProperty(value.text)
         if name.startswith("properties."):
-            property_name = name[len("properties."):]
+            property_name = name[len("properties.") :]
             return _Present(name, property_name) if presence else _PropertyComparison(property_name, op, value.text)
         if presence:
             return _Present(name)
         if name in TIME_FIELDS:
             instant = timestamp_ns(value.text)
             if instant is None:
-                raise self.error(f"{name} needs an RFC 3339 timestamp such as \"2020-01-01T00:00:00Z\" or a date "
-                                 f"such as \"2020-01-01\", found {value.text!r}", value.position)
+                raise self.error(
+                    f'{name} needs an RFC 3339 timestamp such as "2020-01-01T00:00:00Z" or a date '
+                    f'such as "2020-01-01", found {value.text!r}',
+                    value.position,
+                )
             return _TimeComparison(name, op, instant)
         return _StringComparison(name, op, value.text)
 
@@ -428,10 +441,12 @@ class _Parser:
             return _Value(self.quoted_string(), True, start)
         bare = _BARE_VALUE.match(self.text, self.pos)
         if not bare:
-            next_char = self.text[self.pos:self.pos + 1]
+            next_char = self.text[self.pos : self.pos + 1]
             hint = " (comparison operators are =, !=, <, <=, >, >=, :)" if next_char and next_char in "=<>!:" else ""
-            raise self.error(f"expected a value (a \"quoted string\", a number, true/false or bare text) {context}, "
-                             f"found {self.found()}{hint}")
+            raise self.error(
+                f'expected a value (a "quoted string", a number, true/false or bare text) {context}, '
+                f"found {self.found()}{hint}"
+            )
         self.pos = bare.end()
         return _Value(bare.group(0), False, start)
 
@@ -445,21 +460,24 @@ class _Parser:
                 self.pos = i + 1
                 return "".join(chars)
             if char == "\\":
-                escape = self.text[i + 1: i + 2]
+                escape = self.text[i + 1 : i + 2]
                 if escape in _ESCAPES:
                     chars.append(_ESCAPES[escape])
                     i += 2
                     continue
-                hex_digits = self.text[i + 2: i + 6]
+                hex_digits = self.text[i + 2 : i + 6]
                 if escape == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", hex_digits):
                     chars.append(chr(int(hex_digits, 16)))
                     i += 6
                     continue
-                raise self.error(f"invalid escape {self.text[i:i + 2]!r} in string; valid escapes are "
-                                 "\\\" \\' \\\\ \\/ \\n \\t \\r \\uXXXX", i)
+                raise self.error(
+                    f"invalid escape {self.text[i : i + 2]!r} in string; valid escapes are "
+                    "\\\" \\' \\\\ \\/ \\n \\t \\r \\uXXXX",
+                    i,
+                )
             chars.append(char)
             i += 1
-        snippet = self.text[start:start + 40]
+        snippet = self.text[start : start + 40]
         raise self.error(f"unterminated string starting with {snippet!r}; add the closing {quote}", start)
 
     def intersects(self) -> Predicate:
@@ -477,12 +495,17 @@ class _Parser:
         if len(arguments) == 2 and not arguments[0].quoted and arguments[0].text == "geometry":
             arguments = arguments[1:]
         if len(arguments) != 1:
-            raise self.error('intersects takes one geometry string: intersects("<GeoJSON or WKT>") or '
-                             'intersects(geometry, "<GeoJSON or WKT>")', opened)
+            raise self.error(
+                'intersects takes one geometry string: intersects("<GeoJSON or WKT>") or '
+                'intersects(geometry, "<GeoJSON or WKT>")',
+                opened,
+            )
         argument = arguments[0]
         try:
             return _Intersects(parse_geometry_text(argument.text))
         except ValueError as error:
             snippet = argument.text if len(argument.text) <= 60 else argument.text[:57] + "..."
-            raise self.error(f"intersects() needs a GeoJSON geometry or WKT string; cannot read {snippet!r}: "
-                             f"{error}", argument.position) from None
+            raise self.error(
+                f"intersects() needs a GeoJSON geometry or WKT string; cannot read {snippet!r}: {error}",
+                argument.position,
+            ) from None

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import re
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,17 +96,25 @@ def parse_geometry_text(text: str) -> Shapes:
     return parse_geometry(stripped)
 
 
-_WKT_TYPES = {"POINT": "Point", "MULTIPOINT": "MultiPoint", "LINESTRING": "LineString",
-              "MULTILINESTRING": "MultiLineString", "POLYGON": "Polygon", "MULTIPOLYGON": "MultiPolygon"}
+_WKT_TYPES = {
+    "POINT": "Point",
+    "MULTIPOINT": "MultiPoint",
+    "LINESTRING": "LineString",
+    "MULTILINESTRING": "MultiLineString",
+    "POLYGON": "Polygon",
+    "MULTIPOLYGON": "MultiPolygon",
+}
 
 
 def _geojson_from_wkt(text: str) -> dict[str, Any]:
     """A GeoJSON geometry from WKT (POINT, LINESTRING, POLYGON and their MULTI forms, EMPTY)."""
     head = re.match(r"([A-Za-z]+)\s*(?:(?:ZM|Z|M)\s+|(?:ZM|Z|M)(?=\())?", text)
+    if head is None:
+        raise ValueError(f"WKT must start with a geometry type ({', '.join(_WKT_TYPES)}), got {text[:40]!r}")
     kind = _WKT_TYPES.get(head.group(1).upper())
     if kind is None:
         raise ValueError(f"unsupported WKT type {head.group(1)!r}; valid types are {', '.join(_WKT_TYPES)}")
-    body = text[head.end():].strip()
+    body = text[head.end() :].strip()
     if body.upper() == "EMPTY":
         return {"type": kind, "coordinates": []}
     tokens = re.findall(r"\(|\)|,|[^\s(),]+", body)
@@ -142,8 +150,6 @@ def _geojson_from_wkt(text: str) -> dict[str, Any]:
     elif kind == "MultiPoint":  # both "MULTIPOINT (1 2, 3 4)" and "MULTIPOINT ((1 2), (3 4))"
         coordinates = [c[0] if len(c) == 1 and isinstance(c[0], list) else c for c in coordinates]
     return {"type": kind, "coordinates": coordinates}
-
-
 
 
 def parse_geometry(value: Any) -> Shapes:

@@ -62,8 +62,10 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}"
+        # An AF_INET/AF_INET6 socket reports its host as str; typeshed also allows bytes.
+        host_text = host if isinstance(host, str) else bytes(host).decode("ascii")
+        host_text = f"[{host_text}]" if ":" in host_text else host_text
+        return f"http://{host_text}:{port}"
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -211,7 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _read_chunked(self, limit: int) -> bytes:
-        parts, total = [], 0
+        parts: list[bytes] = []
+        total = 0
         while True:
             line = self.rfile.readline(_CHUNK_LINE_LIMIT)
             try:

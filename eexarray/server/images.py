@@ -154,18 +154,18 @@ def procedural_values(band: int, rows: np.ndarray, cols: np.ndarray, time: int, 
     rows = np.asarray(rows, dtype="int64")
     cols = np.asarray(cols, dtype="int64")
     value = 31 * rows + 17 * cols + (101 * band + 1009 * time) + (rows * cols) % 7
-    dtype = np.dtype(dtype)
-    if dtype.kind == "u":
-        modulus = 2 ** min(dtype.itemsize * 8, 31)
-        return (value % modulus).astype(dtype)
-    if dtype.kind == "i":
-        if dtype.itemsize >= 4:
-            return (value % 2**31).astype(dtype)
-        bits = dtype.itemsize * 8
-        return ((value % 2**bits) - 2 ** (bits - 1)).astype(dtype)
-    if dtype == np.float32:
-        return ((value % 2**20) / 8).astype(dtype)
-    return (value / 8).astype(dtype)
+    target = np.dtype(dtype)
+    if target.kind == "u":
+        modulus = 2 ** min(target.itemsize * 8, 31)
+        return (value % modulus).astype(target)
+    if target.kind == "i":
+        if target.itemsize >= 4:
+            return (value % 2**31).astype(target)
+        bits = target.itemsize * 8
+        return ((value % 2**bits) - 2 ** (bits - 1)).astype(target)
+    if target == np.float32:
+        return ((value % 2**20) / 8).astype(target)
+    return (value / 8).astype(target)
 
 
 def procedural_window(band: int, window: Window, time: int, dtype: str) -> np.ndarray:
@@ -176,26 +176,26 @@ def procedural_window(band: int, window: Window, time: int, dtype: str) -> np.nd
     ``(r*c) mod 7`` term, periodic with period 7 in rows, is copied row by row from
     7 precomputed rows.
     """
-    dtype = np.dtype(dtype)
+    target = np.dtype(dtype)
     rows = np.arange(window.row_start, window.row_stop, dtype="int64")
     cols = np.arange(window.col_start, window.col_stop, dtype="int64")
     residues = (np.arange(7, dtype="int64")[:, None] * (cols % 7)[None, :]) % 7  # 7 x width
     row_phase = rows % 7
     row_term = 31 * rows + (101 * band + 1009 * time)
     col_term = 17 * cols
-    if dtype.kind in "iu" or dtype == np.float32:
-        bits = 32 if dtype.itemsize >= 4 or dtype.kind == "f" else dtype.itemsize * 8
+    if target.kind in "iu" or target == np.float32:
+        bits = 32 if target.itemsize >= 4 or target.kind == "f" else target.itemsize * 8
         unsigned = np.dtype(f"uint{bits}")
-        if dtype.kind == "i" and bits < 32:
+        if target.kind == "i" and bits < 32:
             row_term = row_term + 2 ** (bits - 1)  # (u + 2**(b-1)) mod 2**b read as signed = u - 2**(b-1)
         values = (row_term % 2**bits).astype(unsigned)[:, None] + (col_term % 2**bits).astype(unsigned)[None, :]
         values += residues.astype(unsigned)[row_phase]  # wraps modulo 2**bits, like the formula's reduction
-        if dtype == np.float32:
+        if target == np.float32:
             return ((values & (2**20 - 1)).astype("float32")) / np.float32(8)
         if bits == 32:
             values &= 2**31 - 1  # mod 2**31 for 32-bit types
-        return values.view(dtype) if dtype.kind == "i" else values
-    return ((row_term[:, None] + col_term[None, :] + residues[row_phase]) / 8).astype(dtype)
+        return values.view(target) if target.kind == "i" else values
+    return ((row_term[:, None] + col_term[None, :] + residues[row_phase]) / 8).astype(target)
 
 
 @dataclass
@@ -224,7 +224,8 @@ class ProceduralImage(ServerImage):
         if len(band_ids) != len(self.dtypes):
             raise ValueError(f"{len(band_ids)} band ids for {len(self.dtypes)} dtypes")
         self.bands = tuple(
-            BandInfo(band_id, dtype, self.grids.get(band_id, self.grid)) for band_id, dtype in zip(band_ids, self.dtypes)
+            BandInfo(band_id, dtype, self.grids.get(band_id, self.grid))
+            for band_id, dtype in zip(band_ids, self.dtypes)
         )
 
     def read_band(self, band_index: int, window: Window) -> np.ma.MaskedArray:

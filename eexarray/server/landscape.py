@@ -38,8 +38,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from affine import Affine
@@ -269,17 +270,21 @@ def green_fraction(kind: np.ndarray, day_of_year: float, shift: np.ndarray | flo
     kind = np.asarray(kind)
     day = np.float64(day_of_year) - np.asarray(shift, dtype=np.float64) + np.zeros(kind.shape)
     curves = {
-        WINTER_CEREAL: lambda d: 0.04
-        + 0.22 * _season(d, -100, 196, 5, 3)
-        + 0.66 * _season(d, 85, 178, 10, 9)
-        + 0.24 * _season(d, 290, 600, 12, 5),
+        WINTER_CEREAL: lambda d: (
+            0.04
+            + 0.22 * _season(d, -100, 196, 5, 3)
+            + 0.66 * _season(d, 85, 178, 10, 9)
+            + 0.24 * _season(d, 290, 600, 12, 5)
+        ),
         SPRING_BARLEY: lambda d: 0.04 + 0.84 * _season(d, 115, 190, 9, 6),
         MAIZE: lambda d: 0.04 + 0.86 * _season(d, 165, 262, 9, 6),
         SUGAR_BEET: lambda d: 0.04 + 0.86 * _season(d, 150, 285, 10, 8),
-        RAPESEED: lambda d: 0.04
-        + 0.38 * _season(d, -100, 188, 5, 4)
-        + 0.5 * _season(d, 70, 160, 9, 8)
-        + 0.42 * _season(d, 245, 600, 9, 5),
+        RAPESEED: lambda d: (
+            0.04
+            + 0.38 * _season(d, -100, 188, 5, 4)
+            + 0.5 * _season(d, 70, 160, 9, 8)
+            + 0.42 * _season(d, 245, 600, 9, 5)
+        ),
         GRASSLAND: lambda d: _meadow(d, mown=True),
         BUILT_UP: lambda d: _meadow(d, mown=False),  # gardens, scaled by the unsealed fraction below
         DECIDUOUS_FOREST: lambda d: 0.3 + 0.6 * _season(d, 118, 292, 6, 8),
@@ -340,6 +345,7 @@ def day_of_year(time: dt.datetime) -> float:
     """Fractional day of year (1.0 = 1 January, 00:00)."""
     start = dt.datetime(time.year, 1, 1, tzinfo=time.tzinfo)
     return 1 + (time - start).total_seconds() / 86400
+
 
 def sun_elevation(day_of_year: float) -> float:
     """Approximate sun elevation (degrees) at the scene at about 10:10 UTC (11:00 local solar time)."""

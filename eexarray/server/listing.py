@@ -98,7 +98,7 @@ def _page(items: list[dict[str, Any]], query: Query, key: str, field: str) -> di
     return result
 
 
-def _filtered(assets: list[Asset], predicate: Callable[[dict[str, Any]], bool] | None, view: str) -> list[dict]:
+def _filtered(assets: Sequence[Asset], predicate: Callable[[dict[str, Any]], bool] | None, view: str) -> list[dict]:
     items = []
     for asset in assets:
         full = asset_json(asset, "FULL")

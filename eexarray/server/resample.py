@@ -51,13 +51,14 @@ def _window_read(
     if inside == window:
         return image.read_bands(band_indices, window)
     dtypes = [image.bands[index].dtype for index in band_indices]
-    outputs = [np.ma.MaskedArray(np.zeros(window.shape, dtype), np.ones(window.shape, bool)) for dtype in dtypes]
+    values = [np.zeros(window.shape, dtype) for dtype in dtypes]
+    masks = [np.ones(window.shape, bool) for _ in dtypes]
     if inside is not None:
         target = inside.relative_to(window).slices()
-        for output, band in zip(outputs, image.read_bands(band_indices, inside)):
-            output.data[target] = np.ma.getdata(band)
-            output.mask[target] = np.ma.getmaskarray(band)
-    return outputs
+        for value, mask, band in zip(values, masks, image.read_bands(band_indices, inside)):
+            value[target] = np.ma.getdata(band)
+            mask[target] = np.ma.getmaskarray(band)
+    return [np.ma.MaskedArray(value, mask) for value, mask in zip(values, masks)]
 
 
 def _resample(image: ServerImage, band_index: int, native: PixelGrid, grid: PixelGrid) -> np.ma.MaskedArray:

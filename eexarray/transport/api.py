@@ -28,8 +28,7 @@ def list_images(
         params["filter"] = filter
     while True:
         page = client.get_json(f"{collection}:listAssets", params, what=f"list images of {collection}")
-        for asset in page.get("assets", []):
-            yield asset
+        yield from page.get("assets", [])
         token = page.get("nextPageToken")
         if not token:
             return

@@ -60,7 +60,11 @@ class ConnectionConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoint", normalize_endpoint(self.endpoint))
-        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) or self.max_concurrency < 1:
+        if (
+            isinstance(self.max_concurrency, bool)
+            or not isinstance(self.max_concurrency, int)
+            or self.max_concurrency < 1
+        ):
             raise ValueError(f"max_concurrency must be a positive integer, got {self.max_concurrency!r}")
         if self.project is not None and (not isinstance(self.project, str) or not self.project.strip()):
             raise ValueError(f"project must be a non-empty string (a Cloud project id), got {self.project!r}")
@@ -77,7 +81,9 @@ class ConnectionConfig:
     ) -> ConnectionConfig:
         """Resolve defaults: endpoint from ``EEXARRAY_ENDPOINT`` else Google's; ADC for Google endpoints."""
         if endpoint is None:
-            endpoint = os.environ.get("EEXARRAY_ENDPOINT") or (HIGH_VOLUME_ENDPOINT if high_volume else DEFAULT_ENDPOINT)
+            endpoint = os.environ.get("EEXARRAY_ENDPOINT") or (
+                HIGH_VOLUME_ENDPOINT if high_volume else DEFAULT_ENDPOINT
+            )
         elif high_volume and is_google_endpoint(endpoint):
             endpoint = HIGH_VOLUME_ENDPOINT
         endpoint = normalize_endpoint(endpoint)

@@ -34,9 +34,7 @@ def decode_npy(
     stream = io.BytesIO(content)
     try:
         version = np.lib.format.read_magic(stream)
-        read_header = (
-            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        )
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         header_shape, fortran_order, dtype = read_header(stream, max_header_size=MAX_NPY_HEADER_BYTES)
     except Exception as error:  # noqa: BLE001 - a garbled header raises ValueError, SyntaxError, ...
         raise CorruptResponseError(f"NPY header does not decode ({type(error).__name__}: {error})") from None
@@ -46,7 +44,7 @@ def decode_npy(
     if list(names) != list(band_ids):
         raise CorruptResponseError(f"NPY fields {list(names)}, expected {list(band_ids)}")
     for band_id, expected in zip(band_ids, dtypes):
-        actual = dtype.fields[band_id][0]
+        actual = dtype[band_id]  # the field's dtype (its names matched band_ids above)
         if actual.newbyteorder("=") != np.dtype(expected).newbyteorder("="):
             raise CorruptResponseError(f"band {band_id!r} has dtype {actual}, expected {np.dtype(expected)}")
     offset = stream.tell()

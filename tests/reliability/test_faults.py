@@ -20,7 +20,10 @@ SMALL_WINDOW = SMALL_GRID.with_dimensions(64, 32)
 
 
 def test_faulty_read_is_byte_identical_to_a_clean_read(fast_retry):
-    with eexarray.serve(catalog=catalog()) as clean, eexarray.serve(catalog=catalog(), faults=SOAK_FAULTS, seed=12) as faulty:
+    with (
+        eexarray.serve(catalog=catalog()) as clean,
+        eexarray.serve(catalog=catalog(), faults=SOAK_FAULTS, seed=12) as faulty,
+    ):
         expected = eexarray.open_dataset("rel/soak", endpoint=clean.url, chunks=CHUNKS).compute()
         before = eexarray.transport_stats()
         got = eexarray.open_dataset("rel/soak", endpoint=faulty.url, chunks=CHUNKS).compute()
@@ -38,7 +41,9 @@ def test_faulty_read_is_byte_identical_to_a_clean_read(fast_retry):
     # And both equal the documented formula (spot-check band a everywhere, b and c on a window).
     rows, cols = np.arange(2048)[:, None], np.arange(4096)[None, :]
     np.testing.assert_array_equal(got.a.values, procedural_values(0, rows, cols, 0, "uint16"))
-    np.testing.assert_array_equal(got.c.values[:300, -300:], procedural_values(2, rows[:300], cols[:, -300:], 0, "float32"))
+    np.testing.assert_array_equal(
+        got.c.values[:300, -300:], procedural_values(2, rows[:300], cols[:, -300:], 0, "float32")
+    )
 
 
 def test_truncated_bodies_are_retried_never_returned(fast_retry):
@@ -61,8 +66,14 @@ def test_every_body_truncated_exhausts_retries_with_a_clear_error(fast_retry, fi
         assert eexarray.open_dataset("rel/small", endpoint=clean.url).u.shape == (128, 256)
         client = RestClient(ConnectionConfig.create(faulty.url))
         with pytest.raises(RetriesExhaustedError) as caught:
-            get_pixels(client, "projects/earthengine-public/assets/rel/small", SMALL_WINDOW, ["u"], [np.dtype("uint16")],
-                       file_format=file_format)
+            get_pixels(
+                client,
+                "projects/earthengine-public/assets/rel/small",
+                SMALL_WINDOW,
+                ["u"],
+                [np.dtype("uint16")],
+                file_format=file_format,
+            )
         served = faulty.stats()
     error = caught.value
     assert error.attempts == fast_retry.max_attempts == served["requests"]["getPixels"]

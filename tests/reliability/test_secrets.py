@@ -36,12 +36,17 @@ def assert_clean(text: str | bytes) -> None:
 
 def test_logs_never_show_tokens(token_server, caplog):
     caplog.set_level(logging.DEBUG)  # every logger: ours, the server's, urllib3's, google-auth's
-    ds = eexarray.open_dataset("rel/small", endpoint=token_server.url,
-                               credentials=google.oauth2.credentials.Credentials(TOKEN), chunks={"y": 64, "x": 128})
+    ds = eexarray.open_dataset(
+        "rel/small",
+        endpoint=token_server.url,
+        credentials=google.oauth2.credentials.Credentials(TOKEN),
+        chunks={"y": 64, "x": 128},
+    )
     ds.compute()
     with pytest.raises(CredentialsError):  # 401, then the refresh fails (no refresh token)
-        eexarray.open_dataset("rel/small", endpoint=token_server.url,
-                              credentials=google.oauth2.credentials.Credentials(OTHER))
+        eexarray.open_dataset(
+            "rel/small", endpoint=token_server.url, credentials=google.oauth2.credentials.Credentials(OTHER)
+        )
     assert caplog.records  # the loggers did talk
     assert_clean(caplog.text)
 
@@ -62,8 +67,9 @@ def test_reprs_never_show_tokens(token_server, monkeypatch):
 
 def test_exception_messages_never_show_tokens(token_server, monkeypatch):
     with pytest.raises(CredentialsError) as refresh_failed:
-        eexarray.open_dataset("rel/small", endpoint=token_server.url,
-                              credentials=google.oauth2.credentials.Credentials(OTHER))
+        eexarray.open_dataset(
+            "rel/small", endpoint=token_server.url, credentials=google.oauth2.credentials.Credentials(OTHER)
+        )
     monkeypatch.setenv("EEXARRAY_TOKEN", OTHER)
     with pytest.raises(EarthEngineRequestError) as refused:
         eexarray.open_dataset("rel/small", endpoint=token_server.url)
@@ -77,8 +83,9 @@ def test_exception_messages_never_show_tokens(token_server, monkeypatch):
 
 def test_pickled_graphs_never_carry_tokens(token_server, monkeypatch):
     credentials = google.oauth2.credentials.Credentials(TOKEN)
-    ds = eexarray.open_dataset("rel/small", endpoint=token_server.url, credentials=credentials,
-                               chunks={"y": 64, "x": 128})
+    ds = eexarray.open_dataset(
+        "rel/small", endpoint=token_server.url, credentials=credentials, chunks={"y": 64, "x": 128}
+    )
     array = ds.u.isel(y=slice(0, 70))
     (optimized,) = dask.optimize(array.data)
     for graph in (dict(ds.u.data.__dask_graph__()), dict(optimized.__dask_graph__())):
