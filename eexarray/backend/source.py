@@ -224,21 +224,29 @@ class PendingRead:
         with self._lock:
             if self._result is None:
                 try:
-                    arrays = {
-                        band: np.empty((len(self.times), *self.window.shape), dtype=self.source.dtypes[band])
-                        for band in self.bands
-                    }
-                    for future, request_window, placements in self.submissions:
-                        fetched = future.result()
-                        rows, cols = request_window.relative_to(self.window).slices()
-                        for name, position, band in placements:
-                            arrays[band][position, rows, cols] = fetched[name]
+                    self._result = self._assemble()
                 except BaseException:
                     self.cancel()
                     raise
-                self._result = arrays
                 self.submissions = []
             return self._result
+
+    def _assemble(self) -> dict[int, np.ndarray]:
+        if len(self.submissions) == 1 and len(self.times) == 1 and self.submissions[0][1] == self.window:
+            # One request is the whole read: its decoded bands (views into the writable
+            # response buffer) are the result, without another copy.
+            future, _, placements = self.submissions[0]
+            fetched = future.result()
+            return {band: fetched[name][np.newaxis] for name, _, band in placements}
+        arrays = {
+            band: np.empty((len(self.times), *self.window.shape), dtype=self.source.dtypes[band]) for band in self.bands
+        }
+        for future, request_window, placements in self.submissions:
+            fetched = future.result()
+            rows, cols = request_window.relative_to(self.window).slices()
+            for name, position, band in placements:
+                arrays[band][position, rows, cols] = fetched[name]
+        return arrays
 
     def cancel(self) -> None:
         for future, _, _ in self.submissions:

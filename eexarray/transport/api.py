@@ -92,10 +92,10 @@ def get_pixels(
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_png(content: bytes) -> bytes:
+def _check_png(content: bytes | bytearray) -> bytes:
     if not content.startswith(PNG_MAGIC):
-        raise CorruptResponseError(f"not a PNG body (starts with {content[:16]!r})")
-    return content
+        raise CorruptResponseError(f"not a PNG body (starts with {bytes(content[:16])!r})")
+    return bytes(content)
 
 
 def get_pixels_png(

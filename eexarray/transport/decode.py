@@ -21,16 +21,16 @@ MAX_NPY_HEADER_BYTES = 2**22
 
 
 def decode_npy(
-    content: bytes, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
+    content: bytes | bytearray, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
-    """A structured NPY body -> one 2-D array per band, validated before any pixel is read.
+    """A structured NPY body -> one 2-D array per band (read-only views), validated first.
 
     The header is parsed first and checked against the request (shape, field names,
     dtypes), then the body length must be exactly header + height x width x itemsize:
     a body cut short or padded is refused, and nothing is allocated from a bad header.
     """
     if not content.startswith(NPY_MAGIC):
-        raise CorruptResponseError(f"not an NPY body (starts with {content[:16]!r})")
+        raise CorruptResponseError(f"not an NPY body (starts with {bytes(content[:16])!r})")
     stream = io.BytesIO(content)
     try:
         version = np.lib.format.read_magic(stream)
@@ -60,22 +60,24 @@ def decode_npy(
     result = {}
     for band_id, expected in zip(band_ids, dtypes):
         native = np.dtype(expected).newbyteorder("=")
-        # A fresh, writable, native-order array per band (the body's buffer is read-only).
-        result[band_id] = np.require(array[band_id].astype(native, copy=False), requirements=["C", "W", "O"])
+        # A read-only view into the body when the byte order is native: the caller copies
+        # each band once, into the array it assembles (no intermediate copy per band).
+        result[band_id] = array[band_id].astype(native, copy=False)
     return result
 
 
 def decode_geotiff(
-    content: bytes, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
+    content: bytes | bytearray, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
     """A GeoTIFF body -> one 2-D array per band (bands in request order)."""
     from rasterio.errors import RasterioError
     from rasterio.io import MemoryFile
 
     if not (content.startswith(b"II") or content.startswith(b"MM")):
-        raise CorruptResponseError(f"not a TIFF body (starts with {content[:16]!r})")
+        raise CorruptResponseError(f"not a TIFF body (starts with {bytes(content[:16])!r})")
     try:
-        with MemoryFile(content) as memory, memory.open() as dataset:
+        # rasterio's MemoryFile takes bytes only (the transport reads into a bytearray).
+        with MemoryFile(bytes(content)) as memory, memory.open() as dataset:
             if dataset.count != len(band_ids) or (dataset.height, dataset.width) != tuple(shape):
                 raise CorruptResponseError(
                     f"GeoTIFF holds {dataset.count} bands of {dataset.height}x{dataset.width}, "

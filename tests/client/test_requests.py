@@ -166,3 +166,14 @@ def test_guess_can_open_is_offline():
     entry = EexarrayBackendEntrypoint()
     assert entry.guess_can_open("ee://A/B") and entry.guess_can_open("projects/p/assets/x")
     assert not entry.guess_can_open("/data/file.nc") and not entry.guess_can_open(42)
+
+
+def test_loaded_values_are_writable_arrays(server):
+    ds = eexarray.open_dataset("test/mixed", endpoint=server.url)  # one chunk: one request
+    loaded = ds.load()
+    for name in loaded.data_vars:
+        values = loaded[name].values
+        assert values.flags.writeable
+        values[0, 0] = 1  # users may edit what they loaded
+    lazy = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks=None).u8.values
+    assert lazy.flags.writeable

@@ -52,7 +52,17 @@ def test_good_bodies_decode_exactly():
         np.testing.assert_array_equal(result["a"], A)
         np.testing.assert_array_equal(result["b"], B)
         assert result["a"].dtype == np.uint16 and result["b"].dtype == np.float32
-        assert result["a"].flags.writeable and result["a"].flags.c_contiguous
+
+
+def test_npy_bands_are_views_into_the_body_buffer():
+    # The transport reads bodies into a writable bytearray; decoded bands are views of it
+    # (no copy), writable because the buffer is.
+    body = bytearray(NPY)
+    result = decode_npy(body, **EXPECT)
+    assert np.shares_memory(result["a"], np.frombuffer(body, dtype=np.uint8))
+    assert result["a"].flags.writeable
+    result["a"][0, 0] = 9  # and a write lands in that buffer only
+    assert decode_npy(bytes(NPY), **EXPECT)["a"][0, 0] == A[0, 0]
 
 
 @pytest.mark.parametrize("decoder, body", [(decode_npy, NPY), (decode_geotiff, TIFF)], ids=["NPY", "GEO_TIFF"])
