@@ -42,9 +42,12 @@ VERDICTS: dict[str, Verdict] = {
         r["min_efficiency"] >= 0.9,
     ),
     "memory": lambda r: (
-        f"peak RSS {r['reduce'][0]['peak_rss_mib']} -> {r['reduce'][-1]['peak_rss_mib']} MiB for regions of "
-        f"{r['reduce'][0]['region_mib']} -> {r['reduce'][-1]['region_mib']} MiB (in flight: {r['in_flight_mib']} MiB)",
-        r["ratio"] <= 1.5,
+        "reduce: peak RSS "
+        + " -> ".join(f"{row['peak_rss_mib']}" for row in r["reduce"])
+        + " MiB for regions of "
+        + " -> ".join(f"{row['region_mib']}" for row in r["reduce"])
+        + f" MiB (in flight: {r['in_flight_mib']} MiB)",
+        r["ratio"] <= 1.25,
     ),
     "distributed": lambda r: (
         "threaded "
@@ -75,7 +78,7 @@ TARGETS = {
     "seed_recipe": "ratio >= 1.0 vs ee.data.getPixels in a ThreadPoolExecutor",
     "open_time": "< 1 s at 1e6 px a side, flat in size",
     "request_efficiency": ">= 0.9 of the byte budget on large regions",
-    "memory": "peak bounded by requests in flight (flat in region size)",
+    "memory": "peak bounded by requests in flight (flat once the region outgrows them)",
     "distributed": "report",
     "timeseries": "<= 2 requests for 64x64 px x 500 images x 2 bands",
     "xee": "ratio >= 3 vs Xee 0.1.x",
@@ -105,10 +108,11 @@ FINDINGS = """\
   `dask.order` runs a block's bands together, and the prefetcher looks ahead in the
   direction tasks move (a short look-ahead until two blocks showed it). The 64-block load
   went from 2.3 s to 1.1 s (bare client: 1.0 s).
-* **`memory` (reduce)**: the same cause (a) made `ds.mean().compute()` hold every block
-  until its last band's pass (748 MiB peak for a 682 MiB region). After the fix the peak
-  at 4x the in-flight budget is about twice the budget, not four times: blocks in flight
-  plus the arrays dask is reducing.
+* **`memory`**: streaming to Zarr is flat once the region outgrows the requests in flight
+  (about 320 MiB at 4x and at 8x the 171 MiB in flight). Reducing (`ds.mean()`) was far
+  worse before the per-block task fix (748 MiB at 4x): every block stayed in memory until
+  its last band's pass. It is now sub-linear but not yet flat (about 300 MiB at 4x, 400 MiB
+  at 8x): something still grows slowly with the number of blocks; not yet profiled.
 * **`timeseries`**: one `computePixels` request as targeted; the read first took tens of
   seconds of client CPU because `planning.band_groups` was quadratic in the (image, band)
   pairs and was called once per candidate time block. It is linear now: about 1.2 s.
