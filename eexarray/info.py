@@ -15,13 +15,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from eexarray.backend.metadata import _time_filter, dtype_of
+from eexarray.backend.metadata import dtype_of, fetch_images
 from eexarray.backend.options import parse_options
 from eexarray.geometry import PixelGrid
 from eexarray.naming import asset_name
-from eexarray.progress import track_listing
 from eexarray.transport import ConnectionConfig, EarthEngineError, RestClient
-from eexarray.transport.api import get_asset, list_images
+from eexarray.transport.api import get_asset
 
 
 @dataclass(frozen=True)
@@ -103,18 +102,8 @@ def summarize_asset(
     options = parse_options(start=start, end=end, filter=filter)
     config = ConnectionConfig.create(endpoint, high_volume=high_volume, project=project, credentials=credentials)
     client = RestClient(config)
-    meta = get_asset(client, name)
-    kind = meta.get("type")
-    if kind == "IMAGE":
-        if options.start or options.end or options.filter:
-            raise ValueError(f"start/end/filter select images of a collection; {meta.get('id', name)!r} is an IMAGE")
-        images = [meta]
-    elif kind == "IMAGE_COLLECTION":
-        listing = list_images(client, name, filter=_time_filter(options))
-        images = list(track_listing(listing, description=f"listing {meta.get('id', name)}", progress=progress))
-        images.sort(key=lambda image: (image.get("startTime") or "", image.get("id", "")))
-    else:
-        raise ValueError(f"{meta.get('id', name)!r} is a {kind}; eexarray info describes an IMAGE or IMAGE_COLLECTION")
+    meta, images = fetch_images(client, name, options, what="eexarray info", progress=progress)
+    kind = meta["type"]
     first = images[0] if images else None
     if first is not None and not first.get("bands"):
         first = get_asset(client, first["name"])  # a BASIC listing: fetch one image for its bands

@@ -106,28 +106,38 @@ def _time_filter(options: OpenOptions) -> str | None:
     return " AND ".join(clauses) or None
 
 
-def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> ResolvedAsset:
+def fetch_images(
+    client: RestClient, name: str, options: OpenOptions, *, what: str = "open_dataset", progress: bool | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The asset and its images (itself for an IMAGE; one filtered, paged listing for a collection).
+
+    Collection images are sorted by start time; a listing may be empty.
+    """
     asset = get_asset(client, name)
     asset_type = asset.get("type")
     if asset_type == "IMAGE":
         if options.start or options.end or options.filter:
             raise ValueError(f"start/end/filter apply to image collections; {asset.get('id', name)!r} is an IMAGE")
-        images = [asset]
-    elif asset_type == "IMAGE_COLLECTION":
-        listing = list_images(client, name, filter=_time_filter(options))
-        images = list(track_listing(listing, description=f"listing {asset.get('id', name)}"))
+        return asset, [asset]
+    if asset_type != "IMAGE_COLLECTION":
+        raise ValueError(f"{asset.get('id', name)!r} is a {asset_type}; {what} needs an IMAGE or IMAGE_COLLECTION")
+    listing = list_images(client, name, filter=_time_filter(options))
+    images = list(track_listing(listing, description=f"listing {asset.get('id', name)}", progress=progress))
+    images.sort(key=lambda image: (image.get("startTime") or "", image.get("id", "")))
+    return asset, images
+
+
+def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> ResolvedAsset:
+    asset, images = fetch_images(client, name, options)
+    asset_type = asset["type"]
+    if asset_type == "IMAGE_COLLECTION":
         if not images:
             raise ValueError(
                 f"No image of collection {asset.get('id', name)!r} matches start={options.start!r}, "
                 f"end={options.end!r}, region={options.region!r}, filter={options.filter!r}"
             )
-        images.sort(key=lambda image: (image.get("startTime") or "", image.get("id", "")))
         if not images[0].get("bands"):
-            images[0] = get_asset(client, images[0]["name"])
-    else:
-        raise ValueError(
-            f"{asset.get('id', name)!r} is a {asset_type}; open_dataset needs an IMAGE or IMAGE_COLLECTION"
-        )
+            images[0] = get_asset(client, images[0]["name"])  # a BASIC listing: one image for its bands
     all_bands = [_band_meta(band) for band in images[0].get("bands", [])]
     if not all_bands:
         raise ValueError(f"{images[0].get('id', name)!r} has no bands")

@@ -69,24 +69,30 @@ def parse_pixel_request(image: ServerImage, body: Any) -> PixelRequest:
     for key in body:
         if key not in BODY_KEYS:
             raise unknown_field(key)
-    file_format = _file_format(body.get("fileFormat"))
+    file_format = parse_file_format(body.get("fileFormat"))
     band_indices = _band_indices(image, body.get("bandIds"))
-    visualization = None
-    if body.get("visualizationOptions") is not None:
-        visualization = parse_visualization(body["visualizationOptions"])
-    elif file_format in IMAGE_FORMATS:
-        visualization = VisualizationOptions()
-    if visualization is not None:
-        check_band_count(visualization, len(band_indices))
+    visualization = requested_visualization(body, file_format, len(band_indices))
     try:
-        grid = _output_grid(image.bands[band_indices[0]].grid, body.get("grid"), body.get("region"))
+        grid = output_grid(image.bands[band_indices[0]].grid, body.get("grid"), body.get("region"))
     except (InvalidGridError, InvalidCrsError) as error:
         raise invalid_argument(str(error)) from None
     _check_size(image, band_indices, grid)
     return PixelRequest(band_indices, grid, file_format, visualization)
 
 
-def _file_format(value: Any, method: str = "getPixels") -> str:
+def requested_visualization(body: dict[str, Any], file_format: str, band_count: int) -> VisualizationOptions | None:
+    """The body's visualizationOptions; defaults for PNG/JPEG; None for raw formats."""
+    visualization = None
+    if body.get("visualizationOptions") is not None:
+        visualization = parse_visualization(body["visualizationOptions"])
+    elif file_format in IMAGE_FORMATS:
+        visualization = VisualizationOptions()
+    if visualization is not None:
+        check_band_count(visualization, band_count)
+    return visualization
+
+
+def parse_file_format(value: Any, method: str = "getPixels") -> str:
     if value is None:
         return "AUTO_JPEG_PNG"
     if value not in FILE_FORMATS:
@@ -123,7 +129,7 @@ def band_positions(available: list[str], band_ids: Any, owner: str) -> tuple[int
     return indices
 
 
-def _output_grid(native: PixelGrid, grid_value: Any, region_value: Any) -> PixelGrid:
+def output_grid(native: PixelGrid, grid_value: Any, region_value: Any) -> PixelGrid:
     """The output grid of a request; ``native`` supplies what ``grid_value`` leaves out."""
     grid_value = {} if grid_value is None else grid_value
     if not isinstance(grid_value, dict):
@@ -218,5 +224,3 @@ def check_size(dtypes: list[Any], grid: PixelGrid) -> None:
 
 
 # Public names for computePixels (eexarray.server.compute), which shares these rules.
-parse_file_format = _file_format
-output_grid = _output_grid

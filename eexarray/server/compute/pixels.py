@@ -22,16 +22,15 @@ from eexarray.server.compute.service import evaluate
 from eexarray.server.errors import invalid_argument
 from eexarray.server.pixel_request import (
     GRID_KEYS,
-    IMAGE_FORMATS,
     PixelRequest,
     band_positions,
     check_size,
     output_grid,
     parse_file_format,
+    requested_visualization,
     unknown_field,
 )
 from eexarray.server.pixels import encode_bands
-from eexarray.server.visualize import VisualizationOptions, check_band_count, parse_visualization
 
 BODY_KEYS = ("expression", "fileFormat", "grid", "bandIds", "visualizationOptions", "workloadTag")
 COMPUTED_NAME = "<computed>"
@@ -59,13 +58,7 @@ def compute_pixels(catalog: Catalog, body: Any) -> ComputedPixels:
         raise invalid_argument(f"computePixels computes Images; the expression is a {v.type_name(image)}.")
     positions = band_positions(image.band_names, body.get("bandIds"), COMPUTED_NAME)
     bands = [image.bands[position] for position in positions]
-    visualization = None
-    if body.get("visualizationOptions") is not None:
-        visualization = parse_visualization(body["visualizationOptions"])
-    elif file_format in IMAGE_FORMATS:
-        visualization = VisualizationOptions()
-    if visualization is not None:
-        check_band_count(visualization, len(bands))
+    visualization = requested_visualization(body, file_format, len(bands))
     try:
         grid = _grid(bands[0], body.get("grid"))
     except (InvalidGridError, InvalidCrsError) as error:
