@@ -6,8 +6,13 @@ answers with bad bodies before a good one (the bad ones must be retried, not ret
 
 from __future__ import annotations
 
+import ast
+import gc
+import importlib
 import io
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -20,7 +25,7 @@ from eexarray.geometry import PixelGrid
 from eexarray.server.encoding import encode_geotiff, encode_npy
 from eexarray.transport import ConnectionConfig, CorruptResponseError, RestClient, RetriesExhaustedError
 from eexarray.transport.api import get_pixels
-from eexarray.transport.decode import decode_geotiff, decode_npy
+from eexarray.transport.decode import decode_geotiff, decode_npy, npy_header, read_npy
 
 GRID = PixelGrid("EPSG:32610", Affine(10, 0, 500000, 0, -10, 4200000), 30, 20)
 BANDS = ["a", "b"]
@@ -93,6 +98,13 @@ def test_npy_with_trailing_bytes_is_refused():
         (NPY.replace(b"(20, 30)", b"(20, 3) "), r"NPY shape \(20, 3\)"),
         (b"<html>Service Unavailable</html>", "not an NPY body"),
         (b"", "not an NPY body"),
+        (npy_of(np.asfortranarray(structured({"a": A, "b": B}))), r"Fortran order \(fortran_order: True\)"),
+        (NPY.replace(b"False", b"True "), r"Fortran order \(fortran_order: True\)"),
+        (NPY.replace(b"'<u2'", b"'u2,u1'"), "NPY header does not decode .*not one scalar type"),
+        (NPY.replace(b"(20, 30)", b"(20, 3.)"), "NPY header does not decode"),
+        (NPY.replace(b"(20, 30)", b"(True,30)"), "NPY header does not decode .*not a tuple of sizes"),
+        (NPY.replace(b"'shape'", b"'descr'"), "NPY header does not decode .*repeats"),
+        (NPY[:6] + b"\x04\x00" + NPY[8:], r"unknown format version \(4, 0\)"),
     ],
     ids=[
         "short",
@@ -106,6 +118,13 @@ def test_npy_with_trailing_bytes_is_refused():
         "shape",
         "html",
         "empty",
+        "fortran",
+        "fortran-flag",
+        "comma-dtype",
+        "float-size",
+        "bool-size",
+        "repeated-key",
+        "version",
     ],
 )
 def test_malformed_npy_is_detected_with_a_reason(body, message):
@@ -255,3 +274,132 @@ def test_wide_npy_headers_decode():
     array[names[-1]] = 7
     result = decode_npy(npy_of(array), shape=(2, 3), band_ids=names, dtypes=[np.dtype("uint16")] * len(names))
     assert len(result) == 1600 and result[names[-1]].tolist() == [[7] * 3] * 2
+
+
+# numpy's reader of every header version (the public read_array_header_1_0/2_0 read two of three).
+NUMPY_READ_HEADER = (
+    getattr(np.lib.format, "_read_array_header", None)
+    or importlib.import_module("numpy.lib._format_impl")._read_array_header
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=st.lists(
+        st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=8), min_size=1, max_size=5, unique=True
+    ),
+    types=st.lists(st.sampled_from(["<u2", ">i4", "<f8", "|u1", "|b1", "<M8[ns]", "<U3", "|S2", ">c8"]), min_size=5),
+    shape=st.lists(st.integers(0, 4), max_size=3).map(tuple),
+    version=st.sampled_from([(1, 0), (2, 0), (3, 0)]),
+    mutation=st.none() | st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
+)
+def test_npy_header_parser_reads_what_numpy_reads(names, types, shape, version, mutation):
+    """Headers numpy writes parse to numpy's own reading; a changed byte is refused or read as numpy reads it."""
+    buffer = io.BytesIO()
+    array = np.zeros(shape, dtype=list(zip(names, types)))
+    try:
+        np.lib.format.write_array(buffer, array, version=version)
+    except ValueError:  # names that do not encode in this version's header
+        return
+    body = buffer.getvalue()
+    if mutation is not None:
+        header_length = body.index(b"\n") + 1
+        position = mutation[0] % header_length
+        body = body[:position] + bytes([mutation[1]]) + body[position + 1 :]
+    try:
+        ours = npy_header(body)
+    except CorruptResponseError:
+        assert mutation is not None  # everything numpy writes is read
+        return
+    stream = io.BytesIO(body)
+    assert np.lib.format.read_magic(stream) == version
+    numpy_shape, fortran_order, numpy_dtype = NUMPY_READ_HEADER(stream, version, max_header_size=2**22)
+    assert (ours.shape, ours.dtype, ours.offset, fortran_order) == (numpy_shape, numpy_dtype, stream.tell(), False)
+
+
+def test_npy_decoding_does_not_parse_with_ast(monkeypatch):
+    """The header parser, and np.dtype as it is called, never reach ``ast`` (see the next test for why)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ast used while decoding")
+
+    monkeypatch.setattr(ast, "literal_eval", refuse)
+    monkeypatch.setattr(ast, "parse", refuse)
+    big_endian = npy_of(structured({"a": A.astype(">u2"), "b": B.astype(">f4")}))
+    for body in (NPY, bytearray(NPY), big_endian):
+        np.testing.assert_array_equal(decode_npy(body, **EXPECT)["b"], B)
+    np.testing.assert_array_equal(read_npy(NPY)["a"], A)
+    with pytest.raises(CorruptResponseError):
+        decode_npy(NPY.replace(b"'<u2'", b"'u2,u1'"), **EXPECT)  # np.dtype would parse that with ast
+
+
+class _CyclicGarbage:
+    """Unreachable as soon as it is made; the GC pass that frees it runs a Python ``__del__``."""
+
+    def __init__(self):
+        self.cycle = self
+
+    def __del__(self):
+        pass
+
+
+@pytest.fixture
+def gc_passes_that_switch_threads():
+    """A GC pass every few allocations, running Python code, with a thread switch due at every check."""
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.set_threshold(10, 1, 1)
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
+
+
+def test_concurrent_npy_decodes_are_pixel_exact(gc_passes_that_switch_threads):
+    """Eight threads decoding their own bodies (bytearrays, as the transport reads them) for 2 s.
+
+    The decoder used numpy's header reader, which parses with ``ast.literal_eval``. On CPython
+    3.11 before gh-113035 the AST constructor counts recursion in one counter shared by all
+    threads: a GC pass inside ``compile`` runs a finalizer, another thread parses meanwhile,
+    and a good body fails with ``SystemError: AST constructor recursion depth mismatch``
+    (retried as corrupt by the transport; a plain failure for ``np.load`` in threads). This
+    test failed within its first second with that decoder; the decoder now parses the header
+    itself.
+    """
+    threads, seconds = 8, 2.0
+    bands = [f"B{index:02d}" for index in range(24)]  # a wide header: a long AST build under the old parser
+    dtypes = [np.dtype(("uint16", "int32", "float32")[index % 3]) for index in range(len(bands))]
+
+    def expected(thread: int) -> list[np.ndarray]:
+        base = np.arange(12 * 16).reshape(12, 16) * (thread + 1)
+        return [(base + index).astype(dtype) for index, dtype in enumerate(dtypes)]
+
+    bodies = [bytes(encode_npy(bands, expected(thread))) for thread in range(threads)]
+    failures: list[str] = []
+    counts = [0] * threads
+    deadline = time.monotonic() + seconds
+
+    def decode_until_the_deadline(thread: int) -> None:
+        truth = expected(thread)
+        while time.monotonic() < deadline and not failures:
+            _CyclicGarbage()
+            try:
+                result = decode_npy(bytearray(bodies[thread]), shape=(12, 16), band_ids=bands, dtypes=dtypes)
+            except Exception as error:  # noqa: BLE001 - every failure is reported
+                failures.append(f"thread {thread}: {type(error).__name__}: {error}")
+                return
+            for band, values in zip(bands, truth):
+                if result[band].dtype != values.dtype or not np.array_equal(result[band], values):
+                    failures.append(f"thread {thread}: band {band} differs")
+                    return
+            counts[thread] += 1
+
+    workers = [threading.Thread(target=decode_until_the_deadline, args=(thread,)) for thread in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=seconds + 60)
+    assert not any(worker.is_alive() for worker in workers)
+    assert failures == []
+    assert min(counts) > 0, counts
