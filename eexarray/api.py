@@ -2,21 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
 from eexarray.backend.entrypoint import EexarrayBackendEntrypoint
+from eexarray.backend.options import check_keywords, option_values
+
+if TYPE_CHECKING:
+    import numpy as np
+    from google.auth.credentials import Credentials
+    from pyproj import CRS
+
+    from eexarray.backend.options import GeometryLike
+    from eexarray.geometry import PixelGrid
 
 
-def open_dataset(asset: Any, *, chunks: Any = {}, **options: Any) -> xr.Dataset:  # noqa: B006 - xarray's convention
+# The options are defined once, in eexarray.backend.options.OPEN_OPTIONS. They are written
+# out here rather than generated so that type checkers, IDEs and the API reference (which
+# read the source) see them; tests/core/test_options_definition.py checks them against it.
+@check_keywords("eexarray")
+def open_dataset(
+    asset: Any,
+    *,
+    chunks: Any = {},  # noqa: B006 - xarray's convention
+    bands: str | Sequence[str] | None = None,
+    crs: str | CRS | None = None,
+    scale: float | tuple[float, float] | None = None,
+    region: Sequence[float] | dict[str, Any] | GeometryLike | None = None,
+    grid: PixelGrid | dict[str, Any] | None = None,
+    start: str | dt.date | np.datetime64 | None = None,
+    end: str | dt.date | np.datetime64 | None = None,
+    filter: str | None = None,
+    endpoint: str | None = None,
+    high_volume: bool = False,
+    project: str | None = None,
+    credentials: Credentials | None = None,
+    max_concurrency: int | None = None,
+    mask_and_scale: bool = False,
+    file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
+) -> xr.Dataset:
     """Open an Earth Engine image or image collection as a lazy xarray Dataset.
 
     Same as ``xr.open_dataset(asset, engine="eexarray", chunks=chunks, **options)``,
     except that ``chunks`` defaults to ``{}``: dask arrays whose chunks are
-    request-sized tiles. Pass ``chunks=None`` for lazily indexed numpy arrays.
-    See the options in docs/api.md.
+    request-sized tiles. Every option is checked before any request: a bad value
+    raises ``ValueError`` or ``TypeError`` naming it. See docs/api.md.
+
+    Args:
+        asset: an asset id (``"COPERNICUS/S2_SR_HARMONIZED"``), a full asset name, an ``ee://``
+            URI, an expression graph (dict) or an ``ee.Image``/``ee.ImageCollection``.
+        chunks: ``{}`` or ``"auto"``: request-sized tiles; a dict per dimension; an int;
+            ``None``: lazily indexed numpy arrays, no dask.
+        bands: band ids to open, in this order
+        crs: output CRS: `"EPSG:32610"`, WKT, or a `pyproj.CRS`
+        scale: CRS units per pixel, or `(x, y)`
+        region: GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326
+        grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`region`
+        start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
+        end: collections: keep images whose `startTime` is before this date (exclusive)
+        filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+        endpoint: REST endpoint URL
+        high_volume: use `https://earthengine-highvolume.googleapis.com`
+        project: quota project (`X-Goog-User-Project`)
+        credentials: google-auth credentials
+        max_concurrency: requests in flight per process
+        mask_and_scale: missing data -> NaN in a float dtype
+        file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
     """
+    options = option_values(locals())
     if not (chunks is None or chunks == "auto" or isinstance(chunks, (dict, int, tuple))):
         raise ValueError(
             f"chunks={chunks!r} is not valid: use {{}} (request-sized tiles), 'auto', a dict, an int or None"

@@ -1,79 +1,47 @@
-"""The xarray entrypoint: ``xr.open_dataset(asset, engine="eexarray")``. Thin by design."""
+"""The xarray entrypoint: ``xr.open_dataset(asset, engine="eexarray")``. Thin by design.
+
+The options are defined once, in ``eexarray.backend.options.OPEN_OPTIONS``; the signature
+below spells them out for ``help()`` and IDEs, and tests/core/test_options_definition.py
+keeps it equal to that definition.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import functools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 from xarray.backends import BackendEntrypoint
+from xarray.backends.common import BACKEND_ENTRYPOINTS
 
 from eexarray.backend import expressions
 from eexarray.backend.computed import resolve_computed
 from eexarray.backend.dataset import OpenedAsset, build_dataset
 from eexarray.backend.metadata import resolve_asset
-from eexarray.backend.options import parse_options
+from eexarray.backend.options import OPEN_OPTION_NAMES, check_keywords, option_values, parse_options, split_options
 from eexarray.naming import asset_name, looks_like_asset
 from eexarray.transport import ConnectionConfig, RestClient
 
-OPEN_PARAMETERS = (
-    "bands",
-    "crs",
-    "scale",
-    "region",
-    "grid",
-    "start",
-    "end",
-    "filter",
-    "endpoint",
-    "high_volume",
-    "project",
-    "credentials",
-    "max_concurrency",
-    "mask_and_scale",
-    "file_format",
-)
+if TYPE_CHECKING:
+    import numpy as np
+    from google.auth.credentials import Credentials
+    from pyproj import CRS
+
+    from eexarray.backend.options import GeometryLike
+    from eexarray.geometry import PixelGrid
 
 
-def open_eexarray(
-    asset: Any,
-    *,
-    drop_variables: Any = None,
-    bands: Any = None,
-    crs: Any = None,
-    scale: Any = None,
-    region: Any = None,
-    grid: Any = None,
-    start: Any = None,
-    end: Any = None,
-    filter: Any = None,
-    endpoint: str | None = None,
-    high_volume: bool = False,
-    project: str | None = None,
-    credentials: Any = None,
-    max_concurrency: int | None = None,
-    mask_and_scale: bool = False,
-    file_format: str = "NPY",
-) -> xr.Dataset:
+def open_eexarray(asset: Any, drop_variables: Any, values: Mapping[str, Any]) -> xr.Dataset:
     """Validate every option, fetch metadata (one get, one paged listing) and build the lazy Dataset."""
     expression = expressions.from_ee_object(asset)
     if expression is None and isinstance(asset, dict):
         expression = expressions.validate_expression(asset)
     name = asset_name(asset) if expression is None else None
-    options = parse_options(
-        bands=bands,
-        crs=crs,
-        scale=scale,
-        region=region,
-        grid=grid,
-        start=start,
-        end=end,
-        filter=filter,
-        mask_and_scale=mask_and_scale,
-        file_format=file_format,
-    )
-    config = ConnectionConfig.create(
-        endpoint, high_volume=high_volume, project=project, credentials=credentials, max_concurrency=max_concurrency
-    )
+    pixels, connection = split_options(values)
+    options = parse_options(**pixels)
+    config = ConnectionConfig.create(**connection)
     client = RestClient(config)
     if expression is not None:
         resolved = resolve_computed(client, f"projects/{config.project or 'earthengine-legacy'}", expression, options)
@@ -86,13 +54,83 @@ def open_eexarray(
 class EexarrayBackendEntrypoint(BackendEntrypoint):
     description = "Open Google Earth Engine image assets and collections lazily (getPixels per chunk)."
     url = "https://github.com/eexarray/eexarray"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", *OPEN_PARAMETERS)
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", *OPEN_OPTION_NAMES)
 
-    def open_dataset(self, filename_or_obj: Any, *, drop_variables: Any = None, **options: Any) -> xr.Dataset:
-        unknown = sorted(set(options) - set(OPEN_PARAMETERS))
-        if unknown:
-            raise TypeError(f"Unknown eexarray option(s) {unknown}; valid options are {list(OPEN_PARAMETERS)}")
-        return open_eexarray(filename_or_obj, drop_variables=drop_variables, **options)
+    @check_keywords("eexarray")
+    def open_dataset(
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Any = None,
+        bands: str | Sequence[str] | None = None,
+        crs: str | CRS | None = None,
+        scale: float | tuple[float, float] | None = None,
+        region: Sequence[float] | dict[str, Any] | GeometryLike | None = None,
+        grid: PixelGrid | dict[str, Any] | None = None,
+        start: str | dt.date | np.datetime64 | None = None,
+        end: str | dt.date | np.datetime64 | None = None,
+        filter: str | None = None,
+        endpoint: str | None = None,
+        high_volume: bool = False,
+        project: str | None = None,
+        credentials: Credentials | None = None,
+        max_concurrency: int | None = None,
+        mask_and_scale: bool = False,
+        file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
+    ) -> xr.Dataset:
+        """Open an Earth Engine image or image collection lazily (what ``xr.open_dataset`` calls).
+
+        Every option is checked before any request. See docs/api.md.
+
+        Args:
+            filename_or_obj: an asset id, full asset name or ``ee://`` URI; an expression graph;
+                an ``ee.Image``/``ee.ImageCollection``.
+            drop_variables: band ids to leave out.
+            bands: band ids to open, in this order
+            crs: output CRS: `"EPSG:32610"`, WKT, or a `pyproj.CRS`
+            scale: CRS units per pixel, or `(x, y)`
+            region: GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326
+            grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`region`
+            start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
+            end: collections: keep images whose `startTime` is before this date (exclusive)
+            filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+            endpoint: REST endpoint URL
+            high_volume: use `https://earthengine-highvolume.googleapis.com`
+            project: quota project (`X-Goog-User-Project`)
+            credentials: google-auth credentials
+            max_concurrency: requests in flight per process
+            mask_and_scale: missing data -> NaN in a float dtype
+            file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
+        """
+        return open_eexarray(filename_or_obj, drop_variables, option_values(locals()))
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         return looks_like_asset(filename_or_obj)
+
+
+# ``xr.open_dataset("ee://...")`` without ``engine=``: xarray asks its netCDF engines
+# (OPTIONS["netcdf_engine_order"]: netcdf4, h5netcdf, scipy) before any installed engine,
+# whatever that engine's name (plugins.sort_backends), and offers no priority for a
+# third-party one. netCDF4's guess_can_open claims every "scheme://" string (kept for
+# backward compatibility, pydata/xarray#10931), so it took ``ee://`` URIs and then failed
+# on our options. So those engines decline ``ee://`` (a scheme netCDF-C cannot open).
+# xarray imports this module while it lists its engines, before it guesses, so this
+# holds without ``import eexarray``.
+def _decline_ee_uris(backend: type[BackendEntrypoint]) -> None:
+    original = backend.guess_can_open
+    if getattr(original, "_declines_ee_uris", False):
+        return
+
+    @functools.wraps(original)
+    def guess_can_open(self: BackendEntrypoint, filename_or_obj: Any) -> bool:
+        if isinstance(filename_or_obj, str) and filename_or_obj.startswith("ee://"):
+            return False
+        return original(self, filename_or_obj)
+
+    guess_can_open._declines_ee_uris = True  # type: ignore[attr-defined]
+    backend.guess_can_open = guess_can_open  # type: ignore[method-assign]
+
+
+for _engine in ("netcdf4", "h5netcdf", "scipy"):
+    if _engine in BACKEND_ENTRYPOINTS:
+        _decline_ee_uris(BACKEND_ENTRYPOINTS[_engine][1])

@@ -1,4 +1,20 @@
-"""Validate and normalise the keyword options of ``open_dataset`` before any request.
+"""Every keyword option of ``open_dataset``, defined once, and their validation before any request.
+
+``OPEN_OPTIONS`` is the single definition: for each option its name, type annotation,
+default, one-line doc, the documented default, which commands take it and, where the
+command line exposes it, its flag. From it come the backend's
+``open_dataset_parameters``, the flags of ``eexarray download`` and ``eexarray info``,
+docs/api.md's options table (``python -m eexarray.backend.options`` prints it) and the
+values forwarded by ``eexarray.open_dataset``, ``eexarray.download`` and
+``eexarray.info.summarize_asset``.
+
+Those public functions write their signatures and ``Args:`` docstrings out instead of
+generating them from ``OPEN_OPTIONS`` (a generated ``__signature__``/``__doc__`` exists
+only at run time: type checkers, IDE completion and the static API reference read the
+source and would see nothing). tests/core/test_options_definition.py checks every one of
+them against ``OPEN_OPTIONS`` (same names, annotations, defaults and order; each doc
+line), so adding an option is one ``OptionSpec`` here, plus whatever that test then asks
+for.
 
 Every bad value raises here with a message naming it and what would be valid,
 so no request is made for an open that cannot succeed.
@@ -7,10 +23,15 @@ so no request is made for an open that cannot succeed.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import functools
+import inspect
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -18,12 +39,348 @@ from eexarray.geometry import PixelGrid, normalize_crs
 from eexarray.geometry.grid import InvalidGridError, _scale_pair
 from eexarray.planning import MAX_BANDS
 
+if TYPE_CHECKING:
+    import argparse
+
 FILE_FORMATS = ("NPY", "GEO_TIFF")
 Bounds = tuple[float, float, float, float]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class GeometryLike(Protocol):
+    """A shapely geometry, or anything else with its ``bounds``, ``geom_type`` and ``is_empty``."""
+
+    @property
+    def bounds(self) -> tuple[float, ...]: ...
+
+    @property
+    def geom_type(self) -> str: ...
+
+    @property
+    def is_empty(self) -> bool: ...
+
+
+# -- command-line text -> option values (the ``parse`` of a CliFlag) ----------------------------------
+
+
+def _numbers(text: str, what: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a comma-separated list of numbers") from None
+
+
+def region_from_text(text: str | None) -> Any:
+    """``--region``: WEST,SOUTH,EAST,NORTH, inline GeoJSON, or a .json/.geojson file."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(stripped)
+        except ValueError as error:
+            raise ValueError(f"--region {text!r} is not valid GeoJSON: {error}") from None
+    path = Path(stripped)
+    if path.suffix.lower() in (".json", ".geojson"):
+        if not path.is_file():
+            raise FileNotFoundError(f"--region file {text!r} does not exist")
+        return json.loads(path.read_text())
+    values = _numbers(stripped, "--region")
+    if len(values) != 4:
+        raise ValueError(f"--region {text!r} needs four numbers WEST,SOUTH,EAST,NORTH, got {len(values)}")
+    return tuple(values)
+
+
+def scale_from_text(text: str | None) -> Any:
+    """``--scale``: one number, or X,Y."""
+    if text is None:
+        return None
+    values = _numbers(text, "--scale")
+    if len(values) not in (1, 2):
+        raise ValueError(f"--scale {text!r} needs one number or two (x,y)")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def bands_from_text(values: list[str] | None) -> list[str] | None:
+    """``--bands`` (repeatable, each comma-separated)."""
+    if not values:
+        return None
+    return [band.strip() for value in values for band in value.split(",") if band.strip()]
+
+
+# -- the definition -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliFlag:
+    """How the commands that take an option spell and parse it; the flag is ``--`` + the name, dashed."""
+
+    help: str = ""  # the flag's --help text; "" means the option's doc
+    metavar: str | None = None
+    action: Literal["store_true", "append"] | None = None
+    type: Callable[[str], Any] | None = None  # argparse's conversion (a failure is a usage error)
+    parse: Callable[[Any], Any] | None = None  # then: argparse's value -> the option's Python value
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One keyword option of ``open_dataset``."""
+
+    name: str
+    annotation: str  # exactly as the signatures spell it (checked by a test)
+    default: Any
+    doc: str  # one line, Markdown; the Args: entry of each docstring and docs/api.md's "meaning"
+    default_doc: str  # what the default means (docs/api.md's "default"; CLI --help)
+    group: Literal["pixels", "connection"]  # pixels: -> OpenOptions; connection: -> ConnectionConfig.create
+    commands: tuple[str, ...] = ("download",)  # besides open_dataset: download() and/or summarize_asset() ("info")
+    cli: CliFlag | None = None  # the flag of each command in ``commands``; None: Python only
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPEN_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "bands",
+        "str | Sequence[str] | None",
+        None,
+        "band ids to open, in this order",
+        "all bands",
+        "pixels",
+        cli=CliFlag("band ids, comma-separated (repeatable)", metavar="BANDS", action="append", parse=bands_from_text),
+    ),
+    OptionSpec(
+        "crs",
+        "str | CRS | None",
+        None,
+        'output CRS: `"EPSG:32610"`, WKT, or a `pyproj.CRS`',
+        "native CRS",
+        "pixels",
+        cli=CliFlag("output CRS, e.g. EPSG:32610, or WKT"),
+    ),
+    OptionSpec(
+        "scale",
+        "float | tuple[float, float] | None",
+        None,
+        "CRS units per pixel, or `(x, y)`",
+        "native scale (required when `crs` differs from the native CRS)",
+        "pixels",
+        cli=CliFlag("CRS units per pixel: one number, or X,Y", parse=scale_from_text),
+    ),
+    OptionSpec(
+        "region",
+        "Sequence[float] | dict[str, Any] | GeometryLike | None",
+        None,
+        "GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326",
+        "the asset's footprint",
+        "pixels",
+        cli=CliFlag(
+            "WEST,SOUTH,EAST,NORTH in degrees, or a GeoJSON geometry (inline or a .json/.geojson file)",
+            parse=region_from_text,
+        ),
+    ),
+    OptionSpec(
+        "grid",
+        "PixelGrid | dict[str, Any] | None",
+        None,
+        "a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`region`",
+        "from `crs`, `scale` and `region`",
+        "pixels",
+    ),
+    OptionSpec(
+        "start",
+        "str | dt.date | np.datetime64 | None",
+        None,
+        "collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)",
+        "no lower bound",
+        "pixels",
+        commands=("download", "info"),
+        cli=CliFlag(),
+    ),
+    OptionSpec(
+        "end",
+        "str | dt.date | np.datetime64 | None",
+        None,
+        "collections: keep images whose `startTime` is before this date (exclusive)",
+        "no upper bound",
+        "pixels",
+        commands=("download", "info"),
+        cli=CliFlag(),
+    ),
+    OptionSpec(
+        "filter",
+        "str | None",
+        None,
+        "collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`",
+        "none",
+        "pixels",
+        commands=("download", "info"),
+        cli=CliFlag(),
+    ),
+    OptionSpec(
+        "endpoint",
+        "str | None",
+        None,
+        "REST endpoint URL",
+        "`EEXARRAY_ENDPOINT`, else `https://earthengine.googleapis.com`",
+        "connection",
+        commands=("download", "info"),
+        cli=CliFlag(),
+    ),
+    OptionSpec(
+        "high_volume",
+        "bool",
+        False,
+        "use `https://earthengine-highvolume.googleapis.com`",
+        "`False`",
+        "connection",
+        commands=("download", "info"),
+        cli=CliFlag("use the high-volume endpoint", action="store_true"),
+    ),
+    OptionSpec(
+        "project",
+        "str | None",
+        None,
+        "quota project (`X-Goog-User-Project`)",
+        "`EEXARRAY_PROJECT`",
+        "connection",
+        commands=("download", "info"),
+        cli=CliFlag(),
+    ),
+    OptionSpec(
+        "credentials",
+        "Credentials | None",
+        None,
+        "google-auth credentials",
+        "Application Default Credentials for Google endpoints; none for a local server "
+        "(`EEXARRAY_TOKEN` sends a static bearer token)",
+        "connection",
+        commands=("download", "info"),
+    ),
+    OptionSpec(
+        "max_concurrency",
+        "int | None",
+        None,
+        "requests in flight per process",
+        "40",
+        "connection",
+        cli=CliFlag(type=int, metavar="N"),
+    ),
+    OptionSpec(
+        "mask_and_scale",
+        "bool",
+        False,
+        "missing data -> NaN in a float dtype",
+        "`False` (native values, `nodata` recorded)",
+        "pixels",
+        commands=(),  # a download writes native values
+    ),
+    OptionSpec(
+        "file_format",
+        'Literal["NPY", "GEO_TIFF"]',
+        "NPY",
+        'pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`',
+        '`"NPY"`',
+        "pixels",
+        commands=(),
+    ),
+)
+OPEN_OPTION_NAMES: tuple[str, ...] = tuple(spec.name for spec in OPEN_OPTIONS)
+
+
+def options_for(command: str | None = None) -> tuple[OptionSpec, ...]:
+    """The options ``open_dataset`` (None), ``download`` or ``info`` takes, in definition order."""
+    return tuple(spec for spec in OPEN_OPTIONS if command is None or command in spec.commands)
+
+
+def option_values(namespace: Mapping[str, Any], command: str | None = None) -> dict[str, Any]:
+    """The open options in ``namespace`` (a function's ``locals()``): forwards every one, none forgotten."""
+    return {spec.name: namespace[spec.name] for spec in options_for(command) if spec.name in namespace}
+
+
+def split_options(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``values`` as (keywords of ``parse_options``, keywords of ``ConnectionConfig.create``)."""
+    groups: dict[str, dict[str, Any]] = {"pixels": {}, "connection": {}}
+    for spec in OPEN_OPTIONS:
+        if spec.name in values:
+            groups[spec.group][spec.name] = values[spec.name]
+    return groups["pixels"], groups["connection"]
+
+
+def _plain(text: str) -> str:
+    """Markdown -> --help text: no backticks, and '%' escaped for argparse."""
+    return text.replace("`", "").replace("%", "%%")
+
+
+def add_cli_options(parser: argparse._ActionsContainer, command: str) -> None:
+    """Add the flags of the open options ``command`` takes and the CLI exposes."""
+    for spec in options_for(command):
+        if spec.cli is None:
+            continue
+        text = _plain(spec.cli.help or spec.doc)
+        kwargs: dict[str, Any] = {"dest": spec.name}
+        if spec.cli.action == "store_true":
+            parser.add_argument(spec.flag, action="store_true", help=text, **kwargs)
+            continue
+        if spec.cli.action is not None:
+            kwargs["action"] = spec.cli.action
+        if spec.cli.type is not None:
+            kwargs["type"] = spec.cli.type
+        if spec.cli.metavar is not None:
+            kwargs["metavar"] = spec.cli.metavar
+        parser.add_argument(spec.flag, default=None, help=f"{text} (default: {_plain(spec.default_doc)})", **kwargs)
+
+
+def cli_option_values(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The open options' Python values from the flags ``add_cli_options`` added (may raise ValueError)."""
+    values = {}
+    for spec in options_for(command):
+        if spec.cli is not None:
+            value = getattr(args, spec.name)
+            values[spec.name] = spec.cli.parse(value) if spec.cli.parse is not None else value
+    return values
+
+
+def options_table() -> str:
+    """docs/api.md's table of the options (tests/core/test_options_definition.py keeps it equal)."""
+    lines = ["| option | meaning | default |", "| --- | --- | --- |"]
+    lines += [f"| `{spec.name}` | {spec.doc} | {spec.default_doc} |" for spec in OPEN_OPTIONS]
+    return "\n".join(lines)
+
+
+def check_keywords(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Refuse an unknown keyword with the list of valid ones (Python's own error names no alternative).
+
+    The decorated function keeps its signature and docstring for ``help()`` and IDEs.
+    """
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        parameters = inspect.signature(function).parameters
+        valid = [name for name, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+        @functools.wraps(function)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            unknown = sorted(set(kwargs) - set(parameters))
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], valid, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(f"Unknown {what} option(s) {unknown}{hint}; valid options are {valid}")
+            return function(*args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+# -- validation ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class OpenOptions:
+    """The ``pixels`` options, validated and normalised (same names, same order as ``OPEN_OPTIONS``)."""
+
     bands: tuple[str, ...] | None = None
     crs: str | None = None
     scale: tuple[float, float] | None = None
@@ -139,19 +496,15 @@ def parse_time(value: Any, name: str) -> str | None:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_options(
-    *,
-    bands: Any = None,
-    crs: Any = None,
-    scale: Any = None,
-    region: Any = None,
-    grid: Any = None,
-    start: Any = None,
-    end: Any = None,
-    filter: Any = None,
-    mask_and_scale: Any = False,
-    file_format: Any = "NPY",
-) -> OpenOptions:
+def parse_options(**values: Any) -> OpenOptions:
+    """Validate and normalise the ``pixels`` options given (the others take their defaults)."""
+    given = {spec.name: values.get(spec.name, spec.default) for spec in OPEN_OPTIONS if spec.group == "pixels"}
+    unknown = sorted(set(values) - set(given))
+    if unknown:
+        raise TypeError(f"Unknown eexarray option(s) {unknown}; parse_options takes {list(given)}")
+    bands, crs, scale, region, grid = given["bands"], given["crs"], given["scale"], given["region"], given["grid"]
+    start, end, filter = given["start"], given["end"], given["filter"]
+    mask_and_scale, file_format = given["mask_and_scale"], given["file_format"]
     if grid is not None and any(v is not None for v in (crs, scale, region)):
         raise ValueError("grid is exclusive with crs/scale/region: pass either a full grid or crs/scale/region")
     parsed_grid = None
@@ -190,3 +543,7 @@ def parse_options(
         mask_and_scale=mask_and_scale,
         file_format=file_format,
     )
+
+
+if __name__ == "__main__":
+    print(options_table())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eexarray.backend.options import check_keywords, option_values
 from eexarray.download.atomic import partial_path, publish, remove
 from eexarray.download.names import default_base_name
 from eexarray.download.options import parse_download_options
@@ -14,6 +17,14 @@ from eexarray.download.resume import resumable_manifest
 from eexarray.download.stream import stream_blocks
 from eexarray.download.target import DownloadTarget, open_target
 from eexarray.download.writer import BlockWriter
+
+if TYPE_CHECKING:
+    import numpy as np
+    from google.auth.credentials import Credentials
+    from pyproj import CRS
+
+    from eexarray.backend.options import GeometryLike
+    from eexarray.geometry import PixelGrid
 
 
 def _check_input(value: Any) -> Any:
@@ -52,44 +63,68 @@ def _make_writer(format: str, path: Path, target: DownloadTarget, plan: BlockPla
     raise AssertionError(format)  # options.py admits only the formats above
 
 
+# The open options are defined once, in eexarray.backend.options.OPEN_OPTIONS (those whose
+# ``commands`` include "download"); written out here for type checkers, IDEs and the API
+# reference, and checked against that definition by tests/core/test_options_definition.py.
+@check_keywords("download")
 def download(
     asset_or_expression: Any,
     output: str | Path,
     *,
     format: str | None = None,
-    crs: Any = None,
-    scale: Any = None,
-    region: Any = None,
-    grid: Any = None,
-    bands: Any = None,
-    start: Any = None,
-    end: Any = None,
-    filter: str | None = None,
     name: str | None = None,
     file_per_band: bool | None = None,
-    endpoint: str | None = None,
-    high_volume: bool = False,
-    project: str | None = None,
-    credentials: Any = None,
-    max_concurrency: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     memory_limit: int | str | None = None,
+    bands: str | Sequence[str] | None = None,
+    crs: str | CRS | None = None,
+    scale: float | tuple[float, float] | None = None,
+    region: Sequence[float] | dict[str, Any] | GeometryLike | None = None,
+    grid: PixelGrid | dict[str, Any] | None = None,
+    start: str | dt.date | np.datetime64 | None = None,
+    end: str | dt.date | np.datetime64 | None = None,
+    filter: str | None = None,
+    endpoint: str | None = None,
+    high_volume: bool = False,
+    project: str | None = None,
+    credentials: Credentials | None = None,
+    max_concurrency: int | None = None,
 ) -> Path:
     """Download an image or collection (any size) to ``output``; returns its absolute path.
 
-    ``asset_or_expression``: an asset id (as for ``open_dataset``), an expression graph,
-    or an ``ee.Image``/``ee.ImageCollection``. ``crs``, ``scale``, ``region``, ``grid``,
-    ``bands``, ``start``, ``end``, ``filter`` and the connection arguments mean what they
-    mean for ``open_dataset`` (the downloaded pixels are that Dataset's, native values).
-    ``format``: ``GEO_TIFF`` (default), ``ZIPPED_GEO_TIFF``, ``ZIPPED_GEO_TIFF_PER_BAND``,
-    ``NPY``, ``ZARR`` or ``NETCDF``. ``name`` and ``file_per_band`` behave as in
-    ``ee.data.getDownloadId``. ``memory_limit`` (bytes, or e.g. ``"256MB"``; default
-    1 GiB) bounds the memory the download holds at once (see the model in plan.py). See docs/downloads.md.
+    The downloaded pixels are those of the Dataset ``open_dataset`` opens with the same
+    options, in native values. Every argument is checked, and an existing ``output``
+    refused unless ``overwrite``, before any request. See docs/downloads.md.
 
-    Every argument is checked, and an existing ``output`` refused unless ``overwrite``,
-    before any request.
+    Args:
+        asset_or_expression: an asset id (as for ``open_dataset``), an expression graph,
+            or an ``ee.Image``/``ee.ImageCollection``.
+        output: the file (or folder, for ``ZARR``) to write.
+        format: ``GEO_TIFF`` (default), ``ZIPPED_GEO_TIFF``, ``ZIPPED_GEO_TIFF_PER_BAND``,
+            ``NPY``, ``ZARR`` or ``NETCDF``.
+        name: base name of the files inside a ``ZIPPED_*`` archive, as in ``ee.data.getDownloadId``.
+        file_per_band: as ``ee.data.getDownloadId``'s ``filePerBand``: chooses the zipped format
+            when ``format`` is not given.
+        overwrite: replace an existing ``output``.
+        progress: show a progress bar.
+        memory_limit: bytes, or e.g. ``"256MB"`` (default 1 GiB): bounds the memory the
+            download holds at once (see the model in plan.py).
+        bands: band ids to open, in this order
+        crs: output CRS: `"EPSG:32610"`, WKT, or a `pyproj.CRS`
+        scale: CRS units per pixel, or `(x, y)`
+        region: GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326
+        grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`region`
+        start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
+        end: collections: keep images whose `startTime` is before this date (exclusive)
+        filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+        endpoint: REST endpoint URL
+        high_volume: use `https://earthengine-highvolume.googleapis.com`
+        project: quota project (`X-Goog-User-Project`)
+        credentials: google-auth credentials
+        max_concurrency: requests in flight per process
     """
+    open_options = option_values(locals(), "download")
     options = parse_download_options(
         output=output,
         format=format,
@@ -100,26 +135,6 @@ def download(
         memory_limit=memory_limit,
     )
     source = _check_input(asset_or_expression)
-    open_options: dict[str, Any] = {
-        key: value
-        for key, value in dict(
-            crs=crs,
-            scale=scale,
-            region=region,
-            grid=grid,
-            bands=bands,
-            start=start,
-            end=end,
-            filter=filter,
-            endpoint=endpoint,
-            project=project,
-            credentials=credentials,
-            max_concurrency=max_concurrency,
-        ).items()
-        if value is not None
-    }
-    if high_volume:
-        open_options["high_volume"] = high_volume
     target = open_target(source, open_options)
     base = options.name or default_base_name(source if isinstance(source, str) else None)
     partial = partial_path(options.output)
@@ -128,10 +143,9 @@ def download(
         manifest = resumable_manifest(partial, target, options.overwrite)
     else:
         remove(partial)  # left by a killed run: these formats restart
-    grid = target.grid
     plan = plan_blocks(
-        grid.height,
-        grid.width,
+        target.grid.height,
+        target.grid.width,
         target.time_count,
         target.dtypes,
         options.memory_limit,

@@ -1,6 +1,8 @@
 """``eexarray download``: the command-line arguments and how they become ``download(...)``'s.
 
-Kept here so eexarray/cli.py only registers the subcommand.
+Kept here so eexarray/cli.py only registers the subcommand. The open options' flags
+(``--bands``, ``--crs``, ``--endpoint``, ...) come from their single definition,
+``eexarray.backend.options.OPEN_OPTIONS``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eexarray.backend.options import add_cli_options, cli_option_values
+from eexarray.backend.options import bands_from_text as parse_bands
+from eexarray.backend.options import region_from_text as parse_region
+from eexarray.backend.options import scale_from_text as parse_scale
 from eexarray.download.options import FORMATS
+
+__all__ = ["add_arguments", "download_arguments", "parse_bands", "parse_region", "parse_scale", "parse_source"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="output file (or folder, for ZARR)")
     parser.add_argument("--format", choices=FORMATS, default=None, help="output format (default GEO_TIFF)")
-    parser.add_argument("--crs", help="output CRS, e.g. EPSG:32610 (default: native)")
-    parser.add_argument("--scale", help="CRS units per pixel: one number, or 'x,y' (default: native)")
-    parser.add_argument(
-        "--region", help="WEST,SOUTH,EAST,NORTH in degrees, or a GeoJSON geometry (inline or a .json/.geojson file)"
-    )
-    parser.add_argument("--bands", action="append", help="band ids, comma-separated (repeatable; default: all)")
-    parser.add_argument("--start", help="collections: first image date (inclusive), e.g. 2021-06-01")
-    parser.add_argument("--end", help="collections: end date (exclusive)")
-    parser.add_argument("--filter", help="collections: an AIP-160 filter, e.g. 'properties.CLOUD < 20'")
     parser.add_argument("--name", help="base name of the files inside a ZIPPED_* archive (default: the image id)")
     parser.add_argument(
         "--file-per-band",
@@ -38,20 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="as getDownloadId's filePerBand: chooses ZIPPED_GEO_TIFF_PER_BAND (or, with --no-file-per-band, "
         "ZIPPED_GEO_TIFF) when --format is not given",
     )
-    parser.add_argument("--endpoint", help="REST endpoint URL (default: EEXARRAY_ENDPOINT, else Earth Engine)")
-    parser.add_argument("--project", help="quota project (default: EEXARRAY_PROJECT)")
-    parser.add_argument("--high-volume", action="store_true", help="use the high-volume endpoint")
-    parser.add_argument("--max-concurrency", type=int, help="requests in flight (default 40)")
     parser.add_argument("--memory-limit", help="memory the download may hold, e.g. 256MB (default 1GiB)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-
-
-def _numbers(text: str, what: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not a comma-separated list of numbers") from None
+    add_cli_options(parser.add_argument_group("open options (as for open_dataset)"), "download")
 
 
 def parse_source(text: str) -> Any:
@@ -67,41 +56,6 @@ def parse_source(text: str) -> Any:
     return text
 
 
-def parse_region(text: str | None) -> Any:
-    if text is None:
-        return None
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            return json.loads(stripped)
-        except ValueError as error:
-            raise ValueError(f"--region {text!r} is not valid GeoJSON: {error}") from None
-    path = Path(stripped)
-    if path.suffix.lower() in (".json", ".geojson"):
-        if not path.is_file():
-            raise FileNotFoundError(f"--region file {text!r} does not exist")
-        return json.loads(path.read_text())
-    values = _numbers(stripped, "--region")
-    if len(values) != 4:
-        raise ValueError(f"--region {text!r} needs four numbers WEST,SOUTH,EAST,NORTH, got {len(values)}")
-    return tuple(values)
-
-
-def parse_scale(text: str | None) -> Any:
-    if text is None:
-        return None
-    values = _numbers(text, "--scale")
-    if len(values) not in (1, 2):
-        raise ValueError(f"--scale {text!r} needs one number or two (x,y)")
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def parse_bands(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [band.strip() for value in values for band in value.split(",") if band.strip()]
-
-
 def download_arguments(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """``download``'s positional input and keyword arguments from parsed command-line arguments."""
     memory = args.memory_limit
@@ -110,20 +64,10 @@ def download_arguments(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return parse_source(args.source), {
         "output": args.output,
         "format": args.format,
-        "crs": args.crs,
-        "scale": parse_scale(args.scale),
-        "region": parse_region(args.region),
-        "bands": parse_bands(args.bands),
-        "start": args.start,
-        "end": args.end,
-        "filter": args.filter,
         "name": args.name,
         "file_per_band": args.file_per_band,
-        "endpoint": args.endpoint,
-        "project": args.project,
-        "high_volume": args.high_volume,
-        "max_concurrency": args.max_concurrency,
         "memory_limit": memory,
         "overwrite": args.overwrite,
         "progress": args.progress,
+        **cli_option_values(args, "download"),
     }
