@@ -29,7 +29,7 @@ def server_computes(url: str) -> bool:
 
 
 def client_packs() -> bool:
-    from eexarray.backend.source import PixelSource
+    from eexarray.engine.source import PixelSource
 
     return "packing" in getattr(PixelSource, "__dataclass_fields__", {})
 

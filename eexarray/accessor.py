@@ -20,6 +20,8 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
+from eexarray._optional import require
+from eexarray.backend.arrays import ORIGIN, Origin
 from eexarray.geometry import PixelGrid, normalize_crs
 from eexarray.naming import asset_name
 from eexarray.planning.limits import DEFAULT_LIMITS
@@ -49,8 +51,7 @@ def _per_band(value: Any, count: int, what: str) -> list[float]:
 def _palette_colors(palette: Any) -> list[str]:
     """Hex colours from a list of colours (hex or CSS names) or a matplotlib colormap name."""
     if isinstance(palette, str):
-        import matplotlib
-
+        matplotlib = require("matplotlib", "demo", f"palette={palette!r} (a matplotlib colormap name)")
         try:
             colormap = matplotlib.colormaps[palette]
         except KeyError:
@@ -140,23 +141,11 @@ def preview_grid(grid: PixelGrid, width: int | None, dtypes: Sequence[Any]) -> P
 
 
 def _opened_source(ds: xr.Dataset) -> Any:
-    """The ``PixelSource`` the Dataset was opened with (found on its variables), or None."""
+    """The ``PixelSource`` the Dataset was opened with (from its variables' origin), or None."""
     for variable in ds.data_vars.values():
-        data: Any = variable.variable._data
-        graph = getattr(data, "dask", None)
-        if graph is not None:  # dask: the band layers of backend/graph.py hold the source
-            for layer in graph.layers.values():
-                source = getattr(getattr(layer, "context", None), "source", None)
-                if source is not None:
-                    return source
-            continue
-        for _ in range(8):  # lazy: unwrap xarray's indexing wrappers down to EexarrayBackendArray
-            opened = getattr(data, "opened", None)
-            if opened is not None:
-                return opened.source
-            data = getattr(data, "array", None)
-            if data is None:
-                break
+        origin = variable.encoding.get(ORIGIN)
+        if isinstance(origin, Origin):
+            return origin.opened.source
     return None
 
 
@@ -290,8 +279,7 @@ class EexarrayAccessor:
 def _figure(rgba: np.ndarray, grid: PixelGrid, label: str, bands: list[str], ax: Any) -> Any:
     west, south, east, north = grid.bounds
     if ax is None:
-        import matplotlib.pyplot as plt
-
+        plt = require("matplotlib.pyplot", "demo", "preview(output='figure')")
         aspect = grid.height / grid.width
         figure = plt.figure(figsize=(6 / aspect, 6) if aspect > 1 else (6, 6 * aspect + 0.8), layout="constrained")
         # Closed at once: pyplot no longer shows it by itself (no double display in Jupyter),

@@ -6,14 +6,19 @@ selected window, time steps and this band.
 
 With ``chunks`` xarray calls ``Variable.chunk`` on each variable.
 ``EexarrayVariable.chunk`` answers with the arrays of ``graph.py`` (one request
-per block for every needed band) instead of ``dask.array.from_array`` (one
-request per block *per band*). It only does so while the variable still
-addresses a plain rectangle of the opened asset; anything else falls back to
-xarray's own chunking, which stays correct.
+per block for every band) instead of ``dask.array.from_array`` (one request per
+block *per band*), and records in the variable's encoding (``ORIGIN``) which
+rectangle of the opened asset it holds. Selecting from such a variable with
+``isel``/``sel`` (``EexarrayVariable.__getitem__``) builds the arrays again on the
+selected window, cut on the same tile boundaries, so a point or a small window
+costs requests of that window (packed across images) rather than whole tiles.
+Anything else falls back to xarray's own chunking and indexing, which stay correct.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +58,47 @@ class EexarrayBackendArray(BackendArray):
         return selection.cut(self.opened.finish(data, self.band))
 
 
+ORIGIN = "eexarray_origin"  # encoding key: where a variable's pixels come from (an ``Origin``)
+
+
+@dataclass(frozen=True, eq=False)
+class Origin:
+    """One band of an opened asset over a rectangle (one ``(start, stop)`` per dim), chunked by ``chunks``.
+
+    ``array_name`` is the dask array it describes (``None``: the lazily indexed array of
+    the whole asset). Encodings are deep-copied with Datasets: the origin is shared, not copied.
+    """
+
+    opened: OpenedAsset
+    band: int
+    dims: tuple[Hashable, ...]
+    ranges: tuple[tuple[int, int], ...]
+    chunks: tuple[tuple[int, ...], ...] | None = None
+    array_name: str | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Origin:
+        return self
+
+    def describes(self, variable: xr.Variable) -> bool:
+        data = variable._data
+        if self.array_name is None:
+            return _find_backend_array(data) is not None
+        return getattr(data, "name", None) == self.array_name and variable.dims == self.dims
+
+    def build(self, ranges: tuple[tuple[int, int], ...], chunks: Any) -> tuple[Any, Origin]:
+        """The dask array of this band over ``ranges`` (asset coordinates) and its origin."""
+        key = tuple(slice(start, stop) for start, stop in ranges)
+        data = self.opened.dask_array(self.band, key, chunks, self.dims)
+        return data, Origin(self.opened, self.band, self.dims, ranges, data.chunks, data.name)
+
+
+def origin_of(variable: xr.Variable | xr.DataArray) -> Origin | None:
+    """Where an eexarray variable's pixels come from, while it still holds exactly them."""
+    plain: xr.Variable = variable.variable if isinstance(variable, xr.DataArray) else variable
+    origin = plain.encoding.get(ORIGIN)
+    return origin if isinstance(origin, Origin) and origin.describes(plain) else None
+
+
 def _find_backend_array(data: Any) -> tuple[EexarrayBackendArray, tuple[slice, ...]] | None:
     """Our array and the plain slices xarray applied to it, if ``data`` is just that."""
     while isinstance(data, (indexing.MemoryCachedArray, indexing.CopyOnWriteArray)):
@@ -73,8 +119,40 @@ def _is_dask(chunked_array_type: Any) -> bool:
     return isinstance(chunked_array_type, DaskManager)
 
 
+def _clip_chunks(chunks: tuple[int, ...], start: int, stop: int) -> tuple[int, ...]:
+    """The chunks of ``chunks`` (from 0) cut to ``[start, stop)``: same boundaries, fewer chunks."""
+    bounds = np.concatenate([[0], np.cumsum(chunks)])
+    inner = bounds[(bounds > start) & (bounds < stop)]
+    edges = [start, *inner.tolist(), stop]
+    return tuple(int(b - a) for a, b in zip(edges[:-1], edges[1:]))
+
+
+def _span(item: Any, size: int) -> tuple[int, int, Any] | None:
+    """(start, stop) an index item needs on an axis of ``size``, and the rest relative to start."""
+    if isinstance(item, (int, np.integer)):
+        index = int(item) % size if -size <= int(item) < size else None
+        return None if index is None else (index, index + 1, 0)
+    if isinstance(item, slice):
+        picked = range(*item.indices(size))
+        if len(picked) == 0:
+            return None
+        low, high = min(picked), max(picked) + 1
+        if picked.step > 0:
+            return low, high, slice(0, high - low, picked.step) if picked.step > 1 else slice(None)
+        return low, high, np.asarray(picked, dtype=np.intp) - low
+    positions = np.asarray(item)
+    if positions.ndim != 1 or positions.size == 0 or not np.issubdtype(positions.dtype, np.integer):
+        return None
+    if ((positions < -size) | (positions >= size)).any():
+        return None
+    positions = positions % size
+    low = int(positions.min())
+    return low, int(positions.max()) + 1, positions - low
+
+
 class EexarrayVariable(xr.Variable):
-    """An xarray Variable whose ``chunk`` builds eexarray's shared-request dask graph."""
+    """An xarray Variable whose ``chunk`` builds eexarray's shared-request graph and whose
+    selections are pushed into the requests (see the module docstring)."""
 
     __slots__ = ()
 
@@ -90,5 +168,33 @@ class EexarrayVariable(xr.Variable):
         }
         if isinstance(chunks, dict) and extra:
             chunks = {**chunks, **extra}
-        data = array.opened.dask_array(array.band, key, chunks, self.dims)
-        return xr.Variable(self.dims, data, self.attrs, self.encoding)
+        ranges = tuple(item.indices(size)[:2] for item, size in zip(key, array.shape))
+        whole = Origin(array.opened, array.band, self.dims, ranges)
+        data, origin = whole.build(ranges, chunks)
+        return type(self)(self.dims, data, self.attrs, {**self.encoding, ORIGIN: origin})
+
+    def __getitem__(self, key: Any) -> Any:
+        origin = self.encoding.get(ORIGIN)
+        if not isinstance(origin, Origin) or origin.chunks is None or not origin.describes(self):
+            return super().__getitem__(key)
+        dims, indexer, new_order = self._broadcast_indexes(key)
+        if new_order or not isinstance(indexer, (indexing.BasicIndexer, indexing.OuterIndexer)):
+            return super().__getitem__(key)
+        found = [_span(item, size) for item, size in zip(indexer.tuple, self.shape)]
+        spans = [span for span in found if span is not None]
+        if len(spans) != len(found):
+            return super().__getitem__(key)  # empty or unusual: xarray's own indexing is right
+        ranges = tuple((base + span[0], base + span[1]) for (base, _), span in zip(origin.ranges, spans))
+        chunks = tuple(_clip_chunks(c, span[0], span[1]) for c, span in zip(origin.chunks, spans))
+        data, narrowed = origin.build(ranges, chunks)
+        rests = [span[2] for span in spans]
+        for axis in reversed(range(len(rests))):  # last axis first: integer picks drop axes
+            rest = rests[axis]
+            if not (isinstance(rest, slice) and rest == slice(None)):
+                data = data[(slice(None),) * axis + (rest,)]
+        encoding = dict(self.encoding)
+        if all(isinstance(rest, slice) and rest == slice(None) for rest in rests):
+            encoding[ORIGIN] = narrowed
+        else:
+            encoding.pop(ORIGIN, None)
+        return type(self)(dims, data, self.attrs, encoding, fastpath=True)

@@ -15,12 +15,12 @@ from dask.array.core import normalize_chunks
 from dask.base import tokenize
 from xarray.core import indexing
 
-from eexarray.backend.arrays import EexarrayBackendArray, EexarrayVariable, apply_missing
+from eexarray.backend.arrays import ORIGIN, EexarrayBackendArray, EexarrayVariable, Origin, apply_missing
 from eexarray.backend.graph import Finish, band_arrays
 from eexarray.backend.metadata import ResolvedAsset, parse_start_time
 from eexarray.backend.options import OpenOptions
-from eexarray.backend.prefetch import BlockLayout
-from eexarray.backend.source import PixelSource
+from eexarray.engine.plan import BlockLayout, ReadPlan
+from eexarray.engine.source import PixelSource
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import auto_tile_shape
 from eexarray.transport import ConnectionConfig
@@ -55,15 +55,21 @@ class OpenedAsset:
         self.variable_shape: tuple[int, ...] = grid.shape
         if self.has_time:
             self.variable_shape = (len(resolved.image_names), *grid.shape)
+        # The bands every read fetches: the Dataset's variables (set by build_dataset).
+        self.bands: tuple[int, ...] = tuple(range(len(resolved.bands)))
         self._arrays: dict[Any, dict[str, da.Array]] = {}
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> OpenedAsset:
+        return self  # configuration and a cache of graphs: shared, like the asset itself
+
     def __getstate__(self) -> dict[str, Any]:
         # Pickles carry configuration only: no lock, no cached graphs.
-        return {"resolved": self.resolved, "config": self.source.config, "options": self.options}
+        return {"resolved": self.resolved, "config": self.source.config, "options": self.options, "bands": self.bands}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["resolved"], state["config"], state["options"])  # type: ignore[misc]
+        self.bands = state["bands"]
 
     def variable_dtype(self, band: int) -> str:
         dtype = self.source.dtypes[band]
@@ -128,6 +134,7 @@ class OpenedAsset:
                     source.dtypes,
                     source.file_format,
                     layout,
+                    self.bands,
                     self.options.mask_and_scale,
                 )
                 finishes = {}
@@ -136,7 +143,9 @@ class OpenedAsset:
                         index: Finish(meta.missing_values, float_dtype_for(meta.dtype))
                         for index, meta in enumerate(self.resolved.bands)
                     }
-                arrays = self._arrays[cache_key] = band_arrays(source, layout, token, self.has_time, finishes)
+                plan = ReadPlan.create(token, source, layout, self.bands)
+                band_ids = {index: source.band_ids[index] for index in self.bands}
+                arrays = self._arrays[cache_key] = band_arrays(plan, band_ids, self.has_time, finishes)
         return arrays[self.source.band_ids[band]]
 
 
@@ -168,6 +177,7 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
         coords["time"] = ("time", np.array([parse_start_time(t) for t in resolved.start_times], dtype="datetime64[ns]"))
         coords["image_id"] = ("time", np.array(resolved.image_ids, dtype=object))
     drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
+    opened.bands = tuple(index for index, band in enumerate(resolved.bands) if band.id not in drop)
     variables = {}
     for index, band in enumerate(resolved.bands):
         if band.id in drop:
@@ -190,6 +200,7 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
         else:
             attrs["_FillValue"] = fill
         data = indexing.LazilyIndexedArray(EexarrayBackendArray(opened, index))
+        encoding[ORIGIN] = Origin(opened, index, dims, tuple((0, n) for n in opened.variable_shape))
         variables[band.id] = EexarrayVariable(dims, data, attrs, encoding)
     attrs = {_attr_name(k): _attr_value(v) for k, v in resolved.properties.items()}
     attrs["asset_id"] = resolved.name

@@ -13,7 +13,7 @@ band. Tiles are:
 A block holds one time step, except when one tile covers the whole region (a
 small region of a long collection): then a block holds as many time steps as
 one request carries (1024 bands, 48 MiB), so the source can pack them into one
-``computePixels`` (see backend/source.py) instead of one request per image.
+``computePixels`` (see engine/source.py) instead of one request per image.
 
 Memory model: a block of B pixel bytes costs about 2B while in flight (the response
 body and the decoded arrays overlap) and about 2B more while it is written (the

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from eexarray.backend.arrays import _find_backend_array
-from eexarray.backend.source import PixelSource
+from eexarray.backend.arrays import origin_of
+from eexarray.engine.source import PixelSource
 from eexarray.geometry import PixelGrid, Window
 
 
@@ -65,13 +65,10 @@ def open_target(asset: Any, open_options: dict[str, Any]) -> DownloadTarget:
     dataset = open_dataset(asset, chunks=None, mask_and_scale=False, **open_options)
     sources = []
     for name, variable in dataset.data_vars.items():
-        found = _find_backend_array(variable.variable._data)
-        if found is None:
+        origin = origin_of(variable)
+        if origin is None:
             raise RuntimeError(f"variable {name!r} of the opened Dataset is not backed by an eexarray source")
-        array, key = found
-        if any(item != slice(None) for item in key):
-            raise RuntimeError(f"variable {name!r} of the opened Dataset is already subset by {key}")
-        sources.append((array.opened, array.band))
+        sources.append((origin.opened, origin.band))
     opened = sources[0][0]
     if any(other is not opened for other, _ in sources):
         raise RuntimeError("the variables of the opened Dataset come from different sources")

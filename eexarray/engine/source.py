@@ -76,6 +76,18 @@ class PixelSource:
         one_image = self.limits.request_bytes(window.height, window.width, [self.dtypes[b] for b in bands])
         return one_image * PACKING_FACTOR <= self.limits.max_bytes
 
+    def images_per_packed_request(self, window: Window, bands: Sequence[int]) -> int:
+        """How many images of ``window`` x ``bands`` one packed request carries (0: no packing here)."""
+        if self.expressions is not None or self.packing != "auto" or self.config.endpoint in _no_packing:
+            return 0
+        item_bytes = sum(np.dtype(self.dtypes[b]).itemsize for b in bands)
+        pixels = window.height * window.width
+        if not bands or not pixels or max(window.height, window.width) > self.limits.max_side:
+            return 0
+        by_bytes = (self.limits.max_bytes // pixels - self.limits.mask_bytes_per_pixel) // item_bytes
+        capacity = min(by_bytes, self.limits.max_bands // len(bands))
+        return capacity if capacity >= PACKING_FACTOR else 0
+
     def requests_for(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> int:
         """How many requests a read makes (for sizing look-ahead)."""
         if self.packs(times, window, bands):

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from eexarray.transport.cluster import request_slot
 from eexarray.transport.config import ConnectionConfig
 from eexarray.transport.errors import (
     AssetNotFoundError,
@@ -133,7 +134,7 @@ class RestClient:
                 headers["X-Goog-User-Project"] = self.config.project
             retry_after = None
             try:
-                with state.in_flight:
+                with request_slot(state):
                     response = state.session.request(
                         method,
                         url,

@@ -50,6 +50,8 @@ class EndpointState:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.in_flight = threading.BoundedSemaphore(config.max_concurrency)
+        # On a dask.distributed worker: a distributed.Semaphore shared by the cluster (cluster.py).
+        self.cluster_cap: Any = None
         # More workers than the cap: threads waiting on the semaphore cost nothing,
         # and decoding can overlap with the next request's wait.
         self.pool = ThreadPoolExecutor(max_workers=config.max_concurrency + 4, thread_name_prefix="eexarray-fetch")

@@ -1,0 +1,220 @@
+"""Run one planned read where dask put its task: on a dask.distributed worker, or in this process.
+
+* On a **dask.distributed worker** the task submits its requests to the worker's
+  fetch pool and then ``secede()``s while they are on the wire, so a worker with one
+  thread still keeps many reads in flight; it ``rejoin()``s to hand the pixels back.
+  Requests in flight across the whole cluster share one ``distributed.Semaphore``
+  of ``max_concurrency`` leases (transport/cluster.py).
+* With dask's **local schedulers** (threaded, synchronous) only as many tasks run as
+  there are threads, so the engine looks ahead: a dask callback records, when a
+  compute starts, which reads it will run; the first read task starts the next ones
+  (up to ``max_concurrency`` requests, in the direction dask is walking them), and
+  later tasks pick their pixels up. When the compute ends - finished or failed -
+  reads nobody took are cancelled and dropped at once.
+
+Either way a read is exactly the plan's (engine/plan.py): same requests, same
+packing, on every scheduler.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eexarray.engine.plan import ReadPlan
+from eexarray.engine.source import PendingRead
+from eexarray.transport.cluster import use_cluster_cap
+
+ReadKey = tuple[int, int, int]  # (time group, row block, col block)
+GroupData = dict[int, np.ndarray]  # band position -> (time, rows, cols)
+
+
+def read_block(plan: ReadPlan, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    """The task of one read (a ``map_blocks`` function): a one-element object array holding its bands.
+
+    ``block_id`` is (group, row block, col block), or (row block, col block) for an image.
+    """
+    assert block_id is not None  # map_blocks passes it
+    key: ReadKey = (block_id[0], block_id[1], block_id[2]) if len(block_id) == 3 else (0, block_id[0], block_id[1])
+    data = _read_on_worker(plan, key) if _distributed_worker() else _local_take(plan, key)
+    holder = np.empty((1,) * len(block_id), dtype=object)
+    holder.flat[0] = data
+    return holder
+
+
+def start(plan: ReadPlan, key: ReadKey) -> PendingRead:
+    times, window = plan.read_of(*key)
+    return plan.source.start_read(times, window, plan.bands)
+
+
+# -- dask.distributed ----------------------------------------------------------------------
+def _distributed_worker() -> bool:
+    if "distributed" not in sys.modules:  # a worker process always has it imported
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def _read_on_worker(plan: ReadPlan, key: ReadKey) -> GroupData:
+    from distributed import rejoin, secede
+
+    use_cluster_cap(plan.source.config)
+    pending = start(plan, key)
+    secede()  # the wait is network time: let the worker run other tasks meanwhile
+    try:
+        return pending.result()
+    finally:
+        rejoin()
+
+
+# -- local schedulers: look-ahead ----------------------------------------------------------
+class LocalReads:
+    """The reads one local compute runs from one plan, started ahead of their tasks."""
+
+    def __init__(self, plan: ReadPlan, keys: Iterable[ReadKey]) -> None:
+        self.plan = plan
+        self.order = sorted(keys)
+        self.position = {key: index for index, key in enumerate(self.order)}
+        self.cap = plan.source.config.max_concurrency
+        self.pending: dict[ReadKey, PendingRead] = {}  # started, not yet taken
+        self.started: set[ReadKey] = set()
+        self.last: int | None = None
+        self.step = 1  # +1: dask walks the reads ascending; -1: descending
+        self.lock = threading.Lock()
+
+    def take(self, key: ReadKey) -> GroupData:
+        with self.lock:
+            index = self.position.get(key)
+            if index is not None and self.last is not None and index != self.last:
+                self.step = 1 if index > self.last else -1
+            self.last = index if index is not None else self.last
+            read = self.pending.pop(key, None)
+            if read is None:
+                read = start(self.plan, key)
+                self.started.add(key)
+            if index is not None:
+                self._top_up(index)
+        return read.result()
+
+    def _top_up(self, index: int) -> None:
+        """Start the next reads in dask's direction while fewer than ``cap`` requests wait."""
+        waiting = sum(read.request_count for read in self.pending.values())
+        for candidate in self._ahead(index):
+            if waiting >= self.cap:
+                return
+            key = self.order[candidate]
+            if key in self.started:
+                continue
+            self.pending[key] = read = start(self.plan, key)
+            self.started.add(key)
+            waiting += read.request_count
+
+    def _ahead(self, index: int) -> Iterable[int]:
+        if self.step > 0:
+            yield from range(index + 1, len(self.order))
+            yield from range(index - 1, -1, -1)
+        else:
+            yield from range(index - 1, -1, -1)
+            yield from range(index + 1, len(self.order))
+
+    def cancel(self) -> None:
+        with self.lock:
+            for read in self.pending.values():
+                read.cancel()
+            self.pending.clear()
+
+
+@dataclass(eq=False)
+class _Compute:
+    """One running local compute: per plan token, the keys of its reads (then their LocalReads)."""
+
+    graph_id: int
+    reads: dict[str, set[ReadKey] | LocalReads] = field(default_factory=dict)
+
+
+_computes: list[_Compute] = []
+_computes_lock = threading.Lock()
+_known_tokens: set[str] = set()
+
+
+def register_plan(plan: ReadPlan) -> None:
+    """Let the compute callback recognise this plan's tasks (names end in its token)."""
+    _ensure_callback()
+    with _computes_lock:
+        _known_tokens.add(plan.token)
+
+
+def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
+    with _computes_lock:
+        reads = None
+        for compute in _computes:
+            entry = compute.reads.get(plan.token)
+            if entry is None:
+                continue
+            if not isinstance(entry, LocalReads):
+                entry = compute.reads[plan.token] = LocalReads(plan, entry)
+            if key in entry.position:
+                reads = entry
+                break
+    if reads is None:  # a compute we did not see start (another process, or no callback)
+        return start(plan, key).result()
+    return reads.take(key)
+
+
+def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
+    """The read blocks of each known plan among the keys of a graph about to run."""
+    found: dict[str, set[ReadKey]] = {}
+    tokens = _known_tokens
+    for key in dsk:
+        if not (isinstance(key, tuple) and len(key) in (3, 4) and isinstance(key[0], str)):
+            continue
+        # Our names end in the plan's token, but dask may append a suffix (e.g. to_zarr(compute=False)).
+        token = next((part for part in key[0].split("-") if part in tokens), None)
+        if token is not None:
+            found.setdefault(token, set()).add((key[1], key[2], key[3]) if len(key) == 4 else (0, key[1], key[2]))
+    return found
+
+
+def _on_start(dsk: Any, state: Any) -> None:
+    reads = _reads_of(dsk)
+    if reads:
+        with _computes_lock:
+            _computes.append(_Compute(id(dsk), dict(reads)))
+
+
+def _on_finish(dsk: Any, state: Any, errored: bool) -> None:
+    """The compute ended: drop the reads nobody took (a failed compute holds no pixels)."""
+    with _computes_lock:
+        mine = [c for c in _computes if c.graph_id == id(dsk)]
+        for compute in mine:
+            _computes.remove(compute)
+    for compute in mine:
+        for entry in compute.reads.values():
+            if isinstance(entry, LocalReads):
+                entry.cancel()
+
+
+_callback: Any = None
+
+
+def _ensure_callback() -> None:
+    """Register (once) the public dask callback that tells local computes' start and end."""
+    global _callback
+    if _callback is not None:
+        return
+    from dask.callbacks import Callback
+
+    with _computes_lock:
+        if _callback is None:
+            _callback = Callback(start_state=_on_start, finish=_on_finish)
+            _callback.register()
