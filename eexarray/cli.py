@@ -124,7 +124,10 @@ def _run_download(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eexarray import __version__
+
     parser = argparse.ArgumentParser(prog="eexarray", description="Earth Engine imagery as lazy xarray Datasets.")
+    parser.add_argument("--version", action="version", version=f"eexarray {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(subparsers)
     _add_demo(subparsers)

@@ -14,15 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from eexarray._optional import require
+
 COLLECTION = "eexarray/demo/S2_LANDSCAPE"
 
 
 def run_demo(output: str | Path = "demo-output", *, endpoint: str | None = None, quiet: bool = False) -> dict[str, Any]:
     """Run the demo; returns the summary it prints (and writes as summary.json)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "demo", "eexarray demo")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "demo", "eexarray demo")
 
     import eexarray
     from eexarray.transport import transport_stats

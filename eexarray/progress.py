@@ -6,7 +6,9 @@ a listing past ``threshold`` items shows a ``tqdm`` bar on stderr counting image
 
 Whether bars show: the ``progress`` argument when given, else the ``EEXARRAY_PROGRESS``
 environment variable (``1`` on, ``0`` off), else only when stderr is a terminal.
-Without ``tqdm`` installed there are no bars (nothing else changes).
+Bars need ``tqdm`` (the ``progress`` extra): without it, ``progress=True`` raises an
+ImportError naming the extra, while bars turned on by the environment variable or the
+terminal are left out (nothing else changes).
 Computes and downloads have their own bars: see docs/faq.md (dask's ``ProgressBar``,
 distributed's ``progress``).
 """
@@ -18,9 +20,12 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from eexarray._optional import available, require
+
 T = TypeVar("T")
 PROGRESS_ENV = "EEXARRAY_PROGRESS"
 DEFAULT_THRESHOLD = 1000  # one listing page: smaller listings finish in one request
+PURPOSE = "Listing progress bars (progress=True, eexarray info --progress)"
 
 
 def progress_enabled(progress: bool | None = None) -> bool:
@@ -40,10 +45,7 @@ def progress_enabled(progress: bool | None = None) -> bool:
 
 
 def _new_bar(description: str, initial: int, unit: str, file: Any) -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional: no bar, same results
-        return None
+    tqdm = require("tqdm.auto", "progress", PURPOSE).tqdm
     # leave=True: the final count stays on screen, the listing's one visible trace.
     return tqdm(desc=description, initial=initial, unit=f" {unit}", file=file, leave=True, dynamic_ncols=True)
 
@@ -65,6 +67,10 @@ def track_listing(
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
         raise ValueError(f"threshold must be a non-negative integer, got {threshold!r}")
     enabled = progress_enabled(progress)
+    if enabled and not available("tqdm"):
+        if progress:  # asked for in this call: say what to install, before any listing starts
+            require("tqdm", "progress", PURPOSE)
+        enabled = False  # turned on by EEXARRAY_PROGRESS or a terminal: no bar, same results
     bar = None
     count = 0
     try:
@@ -72,7 +78,6 @@ def track_listing(
             count += 1
             if bar is None and enabled and count > threshold:
                 bar = _new_bar(description, count - 1, unit, file)
-                enabled = bar is not None
             if bar is not None:
                 bar.update(1)
             yield item

@@ -12,16 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-import netCDF4
 import numpy as np
 import xarray as xr
 
+from eexarray._optional import require
 from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.target import DownloadTarget
 from eexarray.download.template import variable_layouts
 from eexarray.download.writer import BlockWriter
 
 COMPRESSION_LEVEL: Final = 4
+PURPOSE: Final = "download(format='NETCDF') / eexarray download --format NETCDF"
 
 
 def _attr(value: Any) -> Any:
@@ -38,6 +39,7 @@ def _set_attrs(item: Any, attrs: dict[str, Any]) -> None:
 
 class NetcdfWriter(BlockWriter):
     def __init__(self, path: Path, target: DownloadTarget, plan: BlockPlan) -> None:
+        netCDF4: Any = require("netCDF4", "netcdf", PURPOSE)
         super().__init__(path, target, plan)
         # Blocks are written as whole chunks, so HDF5 needs no chunk cache; with one, every
         # chunk written stays in memory up to the cache size (64 MiB per variable by

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
+from eexarray._optional import require
 from eexarray.download import resume
 from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.target import DownloadTarget
@@ -24,10 +24,12 @@ from eexarray.download.template import template_dataset
 from eexarray.download.writer import BlockWriter
 
 FORMAT = "ZARR"
+PURPOSE = "download(format='ZARR') / eexarray download --format ZARR"
 
 
 class ZarrWriter(BlockWriter):
     def __init__(self, path: Path, target: DownloadTarget, plan: BlockPlan) -> None:
+        self.zarr: Any = require("zarr", "zarr", PURPOSE)  # before xarray's to_zarr needs it too
         super().__init__(path, target, plan)
         if path.exists():
             self.done = resume.read_done(path)
@@ -37,7 +39,7 @@ class ZarrWriter(BlockWriter):
             manifest = resume.Manifest(resume.fingerprint(target, FORMAT), tile, plan.time_step)
             resume.write_manifest(path, manifest)
             self.done = set()
-        self.group = zarr.open_group(path, mode="r+")
+        self.group = self.zarr.open_group(path, mode="r+")
         self.arrays: list[Any] = [self.group[band] for band in target.band_ids]
         self.log = resume.BlockLog(path)
 
@@ -60,7 +62,7 @@ class ZarrWriter(BlockWriter):
         with warnings.catch_warnings():
             # Consolidated metadata is a zarr-python extension in format 3; xarray reads it.
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(self.path)
+            self.zarr.consolidate_metadata(self.path)
 
     def abort(self) -> None:
         self.log.close()  # the partial store stays, for the next run to resume

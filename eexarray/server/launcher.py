@@ -17,10 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from typing_extensions import Self
-
 from eexarray.server.api import Api
 from eexarray.server.catalog import Catalog
+from eexarray.server.demo_catalog import build_demo_catalog
 from eexarray.server.http_server import EarthEngineHttpServer
 from eexarray.server.images import ServerCollection, ServerImage
 from eexarray.server.options import DEFAULT_MAX_BODY_BYTES, FaultPlan, ServerOptions
@@ -30,11 +29,7 @@ _PROCESS_START_TIMEOUT = 120.0
 
 
 def default_catalog() -> list[ServerImage | ServerCollection]:
-    """The built-in demo catalog, or an empty one while that module does not exist."""
-    try:
-        from eexarray.server.demo_catalog import build_demo_catalog
-    except ImportError:
-        return []
+    """The built-in demo catalog."""
     return list(build_demo_catalog())
 
 
@@ -133,7 +128,7 @@ class Server:
         elif self._process is not None:
             self._process.join()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from eexarray.server.asset_json import VIEWS, asset_json, image_json
 from eexarray.server.catalog import Asset, Catalog, ImageAsset
 from eexarray.server.errors import invalid_argument
+from eexarray.server.filters import FilterError, parse_filter
 from eexarray.server.geojson import GeometryError, intersects, parse_geometry
 from eexarray.server.timestamps import parse_time
 
@@ -79,10 +80,6 @@ def compile_filter(text: str | None) -> Callable[[dict[str, Any]], bool] | None:
     """The AIP-160 predicate of ``text`` (None when there is no filter); 400 when malformed."""
     if text is None or not text.strip():
         return None
-    try:
-        from eexarray.server.filters import FilterError, parse_filter
-    except ImportError:
-        raise invalid_argument("This server build has no filter support (eexarray.server.filters is missing)") from None
     try:
         return parse_filter(text)
     except FilterError as error:
