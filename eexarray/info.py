@@ -4,23 +4,39 @@ Bands with their dtypes and native grids, the time range, the image count and
 the stored size, as a readable table or as JSON for scripts. Costs one ``get``
 of the asset and, for a collection, one paged listing (with ``start``/``end``/
 ``filter`` pushed to the server), like ``open_dataset``.
+
+On a FOLDER it lists the assets in it instead (id, type, band or image count, time
+range): see :func:`list_folder`. The command first ``get``s the asset to tell which.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.metadata import dtype_of, fetch_images
-from eexarray.backend.options import parse_options
+from eexarray.backend.options import (
+    add_cli_options,
+    check_keywords,
+    cli_option_values,
+    option_values,
+    parse_options,
+    split_options,
+)
 from eexarray.geometry import PixelGrid
 from eexarray.naming import asset_name
 from eexarray.transport import ConnectionConfig, EarthEngineError, RestClient
-from eexarray.transport.api import get_asset
+from eexarray.transport.api import LIST_PAGE_SIZE, get_asset, list_images
+
+if TYPE_CHECKING:
+    import numpy as np
+    from google.auth.credentials import Credentials
 
 
 @dataclass(frozen=True)
@@ -81,26 +97,42 @@ def _size(images: list[dict[str, Any]]) -> int | None:
     return sum(int(str(size)) for size in sizes)
 
 
+# The open options are defined once, in eexarray.backend.options.OPEN_OPTIONS (those whose
+# ``commands`` include "info"); written out here for type checkers, IDEs and the API
+# reference, and checked against that definition by tests/core/test_options_definition.py.
+@check_keywords("eexarray info")
 def summarize_asset(
     asset: str,
     *,
-    endpoint: str | None = None,
-    project: str | None = None,
-    high_volume: bool = False,
-    credentials: Any = None,
-    start: Any = None,
-    end: Any = None,
-    filter: str | None = None,
     progress: bool | None = None,
+    start: str | dt.date | np.datetime64 | None = None,
+    end: str | dt.date | np.datetime64 | None = None,
+    filter: str | None = None,
+    endpoint: str | None = None,
+    high_volume: bool = False,
+    project: str | None = None,
+    credentials: Credentials | None = None,
 ) -> AssetSummary:
     """Summarise an IMAGE or IMAGE_COLLECTION (``start``/``end``/``filter`` select a collection's images).
 
-    Connection arguments mean what they mean for ``open_dataset``. A bar counts the
-    listed images once a listing outgrows one page (see ``eexarray.progress``).
+    The options mean what they mean for ``open_dataset``.
+
+    Args:
+        asset: an asset id, full asset name or ``ee://`` URI.
+        progress: a bar counts the listed images once a listing outgrows one page
+            (None: when stderr is a terminal; see ``eexarray.progress``).
+        start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
+        end: collections: keep images whose `startTime` is before this date (exclusive)
+        filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+        endpoint: REST endpoint URL
+        high_volume: use `https://earthengine-highvolume.googleapis.com`
+        project: quota project (`X-Goog-User-Project`)
+        credentials: google-auth credentials
     """
+    pixels, connection = split_options(option_values(locals(), "info"))
     name = asset_name(asset)
-    options = parse_options(start=start, end=end, filter=filter)
-    config = ConnectionConfig.create(endpoint, high_volume=high_volume, project=project, credentials=credentials)
+    options = parse_options(**pixels)
+    config = ConnectionConfig.create(**connection)
     client = RestClient(config)
     meta, images = fetch_images(client, name, options, what="eexarray info", progress=progress)
     kind = meta["type"]
@@ -185,6 +217,146 @@ def format_summary(summary: AssetSummary) -> str:
     return "\n".join(lines)
 
 
+# --- Folders: ``eexarray info FOLDER`` lists what a folder holds -------------------------
+
+
+@dataclass(frozen=True)
+class ListedAsset:
+    """One child of a folder. Counts come from one listing page: ``more`` means "at least"."""
+
+    id: str
+    name: str
+    type: str
+    band_count: int | None = None  # IMAGE (None when the listing omits bands)
+    image_count: int | None = None  # IMAGE_COLLECTION
+    asset_count: int | None = None  # FOLDER
+    more: bool = False  # the collection or folder holds more than one page (LIST_PAGE_SIZE) of children
+    start_time: str | None = None
+    end_time: str | None = None
+
+    def contents(self) -> str:
+        """``4 bands``, ``25 images``, ``1000+ images``, ``3 assets`` or ``-``."""
+        for count, unit in ((self.band_count, "band"), (self.image_count, "image"), (self.asset_count, "asset")):
+            if count is not None:
+                return f"{count}{'+' if self.more else ''} {unit}{'' if count == 1 and not self.more else 's'}"
+        return "-"
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """What ``eexarray info`` reports for a FOLDER: its children, in listing order."""
+
+    name: str
+    id: str
+    type: str
+    assets: tuple[ListedAsset, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def to_table(self) -> str:
+        return format_listing(self)
+
+
+def _count_children(client: RestClient, name: str) -> tuple[int, bool]:
+    """Children of a collection or folder, from one BASIC page: (count, whether more pages follow)."""
+    page = client.get_json(
+        f"{name}:listAssets", {"pageSize": LIST_PAGE_SIZE, "view": "BASIC"}, what=f"count the assets in {name}"
+    )
+    return len(page.get("assets", [])), bool(page.get("nextPageToken"))
+
+
+def _listed(client: RestClient, child: dict[str, Any]) -> ListedAsset:
+    kind = child.get("type", "?")
+    counts: dict[str, Any] = {}
+    if kind == "IMAGE" and "bands" in child:
+        counts["band_count"] = len(child["bands"])
+    elif kind in ("IMAGE_COLLECTION", "FOLDER"):
+        count, more = _count_children(client, child["name"])
+        counts = {"image_count" if kind == "IMAGE_COLLECTION" else "asset_count": count, "more": more}
+    return ListedAsset(
+        id=child.get("id", child["name"]),
+        name=child["name"],
+        type=kind,
+        start_time=child.get("startTime"),
+        end_time=child.get("endTime"),
+        **counts,
+    )
+
+
+def list_folder(
+    asset: str,
+    *,
+    endpoint: str | None = None,
+    high_volume: bool = False,
+    project: str | None = None,
+    credentials: Credentials | None = None,
+) -> FolderListing:
+    """The assets in a FOLDER: id, type, and band count (images) or image count (collections).
+
+    Costs one ``get`` of the folder, one paged ``listAssets`` of it and one ``listAssets``
+    page of each collection or subfolder in it (counts stop at that page: ``more``).
+    Connection arguments mean what they mean for ``open_dataset``.
+    """
+    name = asset_name(asset)
+    client = RestClient(
+        ConnectionConfig.create(endpoint, high_volume=high_volume, project=project, credentials=credentials)
+    )
+    return _folder_listing(client, name, get_asset(client, name))
+
+
+def _folder_listing(client: RestClient, name: str, meta: dict[str, Any]) -> FolderListing:
+    if meta.get("type") != "FOLDER":
+        raise ValueError(f"{meta.get('id', name)!r} is a {meta.get('type')}; list_folder needs a FOLDER")
+    children = list(list_images(client, name))  # the paged listAssets call, whatever the children are
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one small request per collection or subfolder
+        listed = tuple(pool.map(lambda child: _listed(client, child), children))
+    return FolderListing(name=name, id=meta.get("id", name), type="FOLDER", assets=listed)
+
+
+def _dates(item: ListedAsset) -> str:
+    start, end = (item.start_time or "")[:10], (item.end_time or "")[:10]
+    if not (start or end):
+        return "-"
+    return start if start == end else f"{start or '?'} .. {end or '?'}"
+
+
+def format_listing(listing: FolderListing) -> str:
+    """The human-readable report of ``eexarray info FOLDER``."""
+    lines = [f"asset   {listing.id}", f"name    {listing.name}", "type    FOLDER", f"assets  {len(listing.assets)}"]
+    if listing.assets:
+        rows = [[item.id, item.type, item.contents(), _dates(item)] for item in listing.assets]
+        lines += ["", *_table(["asset", "type", "contents", "time"], rows)]
+        lines += ["", "eexarray info ASSET describes one of them."]
+    return "\n".join(lines)
+
+
+def _run_folder(args: argparse.Namespace) -> int | None:
+    """``eexarray info FOLDER``: print the listing; None when the asset is not a folder (or the
+    arguments are invalid: ``run_info`` reports that as it always has)."""
+    try:
+        pixels, connection = split_options(cli_option_values(args, "info"))
+        name = asset_name(args.asset)
+        client = RestClient(ConnectionConfig.create(**connection))
+    except (ValueError, TypeError):
+        return None
+    try:
+        meta = get_asset(client, name)
+        if meta.get("type") != "FOLDER":
+            return None
+        if any(value is not None for value in pixels.values()):
+            given = ", ".join(f"--{key.replace('_', '-')}" for key, value in pixels.items() if value is not None)
+            kind = f"{meta.get('id', name)!r} is a FOLDER"
+            print(f"eexarray info: {given} select a collection's images; {kind}", file=sys.stderr)
+            return 2
+        listing = _folder_listing(client, name, meta)
+    except EarthEngineError as error:
+        print(f"eexarray info: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(listing.to_json(), indent=2) if args.json else listing.to_table())
+    return 0
+
+
 def add_info_parser(subparsers: Any) -> None:
     """Register ``eexarray info`` on the CLI's subparsers."""
     parser = subparsers.add_parser(
@@ -193,33 +365,20 @@ def add_info_parser(subparsers: Any) -> None:
         description="Describe an Earth Engine IMAGE or IMAGE_COLLECTION without fetching pixels.",
     )
     parser.add_argument("asset", help="asset id, full name or ee:// URI, e.g. eexarray/demo/S2_LANDSCAPE")
-    parser.add_argument(
-        "--endpoint", default=None, help="REST endpoint URL (default: EEXARRAY_ENDPOINT, else Google's)"
-    )
-    parser.add_argument("--project", default=None, help="quota project (default: EEXARRAY_PROJECT)")
-    parser.add_argument("--high-volume", action="store_true", help="use the high-volume endpoint")
-    parser.add_argument("--start", default=None, help="collections: images starting at or after this date")
-    parser.add_argument("--end", default=None, help="collections: images starting before this date")
-    parser.add_argument("--filter", default=None, help="collections: AIP-160 filter, e.g. 'properties.CLOUDY < 20'")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bars = parser.add_mutually_exclusive_group()
     bars.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show bars")
     bars.add_argument("--no-progress", dest="progress", action="store_false", help="never show bars")
+    add_cli_options(parser.add_argument_group("open options (as for open_dataset)"), "info")
     parser.set_defaults(run=run_info)
 
 
 def run_info(args: argparse.Namespace) -> int:
+    listed = _run_folder(args)  # a FOLDER: list its assets instead
+    if listed is not None:
+        return listed
     try:
-        summary = summarize_asset(
-            args.asset,
-            endpoint=args.endpoint,
-            project=args.project,
-            high_volume=args.high_volume,
-            start=args.start,
-            end=args.end,
-            filter=args.filter,
-            progress=args.progress,
-        )
+        summary = summarize_asset(args.asset, progress=args.progress, **cli_option_values(args, "info"))
     except EarthEngineError as error:
         print(f"eexarray info: {error}", file=sys.stderr)
         return 1

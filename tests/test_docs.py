@@ -35,6 +35,13 @@ def test_docs_build_in_strict_mode(tmp_path):
     for name in ("eexarray.open_dataset", "preview", "summarize_asset", "PixelGrid"):
         assert name in reference
     assert "python -m pytest" in (tmp_path / "site" / "contributing" / "index.html").read_text()
+    home = (tmp_path / "site" / "index.html").read_text()
+    assert 'src="images/demo-ndvi-and-composite.png"' in home and "pip install" in home
+    assert (tmp_path / "site" / "images" / "demo-ndvi-and-composite.png").stat().st_size > 50_000
+    for path in NOTEBOOKS:  # rendered by mkdocs-jupyter from the saved outputs, figures embedded
+        page = (tmp_path / "site" / "notebooks" / path.stem / "index.html").read_text()
+        figures = _images(nbformat.read(path, as_version=4))
+        assert page.count('src="data:image/png;base64,') >= figures >= 1, f"{path.name}: figures missing from the site"
 
 
 def test_there_are_notebooks():

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
+import eexarray
+import eexarray.info
 from eexarray.cli import main
-from eexarray.info import human_bytes, summarize_asset
+from eexarray.info import human_bytes, list_folder, summarize_asset
 from eexarray.progress import PROGRESS_ENV, progress_enabled, track_listing
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "docs" / "quickstart.md"
 
 
 def test_collection_summary_counts_images_times_sizes_and_grids(server):
@@ -101,3 +106,71 @@ def test_progress_setting(monkeypatch):
     monkeypatch.setenv(PROGRESS_ENV, "maybe")
     with pytest.raises(ValueError, match="EEXARRAY_PROGRESS='maybe'"):
         progress_enabled()
+
+
+def test_folder_lists_its_assets_with_band_and_image_counts(server):
+    listing = list_folder("test", endpoint=server.url)
+    assert (listing.id, listing.type) == ("test", "FOLDER")
+    assert [(a.id, a.type, a.band_count, a.image_count, a.more) for a in listing.assets] == [
+        ("test/huge", "IMAGE", 4, None, False),
+        ("test/long", "IMAGE_COLLECTION", None, 500, False),
+        ("test/masked", "IMAGE", 1, None, False),
+        ("test/memory", "IMAGE", 2, None, False),
+        ("test/mixed", "IMAGE", 4, None, False),
+        ("test/multigrid", "IMAGE", 2, None, False),
+        ("test/series", "IMAGE_COLLECTION", None, 30, False),
+    ]
+    series = listing.assets[-1]
+    assert (series.start_time, series.end_time) == ("2020-01-01T00:00:00Z", "2020-10-27T00:00:00Z")
+    with pytest.raises(ValueError, match="'test/mixed' is a IMAGE; list_folder needs a FOLDER"):
+        list_folder("test/mixed", endpoint=server.url)
+
+
+def test_folder_counts_stop_at_one_listing_page(server, monkeypatch):
+    monkeypatch.setattr(eexarray.info, "LIST_PAGE_SIZE", 100)
+    long = {a.id: a for a in list_folder("test", endpoint=server.url).assets}["test/long"]
+    assert (long.image_count, long.more, long.contents()) == (100, True, "100+ images")
+
+
+def test_cli_info_on_a_folder_prints_its_assets(server, capsys):
+    assert main(["info", "test", "--endpoint", server.url]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines() if line.startswith("test/")}
+    assert rows["test/series"] == ["IMAGE_COLLECTION", "30", "images", "2020-01-01", "..", "2020-10-27"]
+    assert rows["test/masked"] == ["IMAGE", "1", "band", "-"]
+    assert "assets  7" in table
+    assert main(["info", "ee://test", "--endpoint", server.url, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["type"] == "FOLDER" and len(document["assets"]) == 7
+    assert document["assets"][1] == {
+        "id": "test/long",
+        "name": "projects/earthengine-public/assets/test/long",
+        "type": "IMAGE_COLLECTION",
+        "band_count": None,
+        "image_count": 500,
+        "asset_count": None,
+        "more": False,
+        "start_time": "2000-01-01T00:00:00Z",
+        "end_time": document["assets"][1]["end_time"],
+    }
+    assert main(["info", "test", "--endpoint", server.url, "--start", "2020-01-01"]) == 2
+    assert "--start select a collection's images; 'test' is a FOLDER" in capsys.readouterr().err
+
+
+def test_cli_info_lists_the_demo_catalog(capsys):
+    with eexarray.serve() as demo:  # the built-in demo catalog
+        assert main(["info", "eexarray/demo", "--endpoint", demo.url]) == 0
+        table = capsys.readouterr().out
+        assert table in QUICKSTART.read_text(), "docs/quickstart.md shows this listing: paste the new one"
+        rows = [line.split() for line in table.splitlines() if line.startswith("eexarray/demo/")]
+        assert rows == [
+            ["eexarray/demo/DEM", "IMAGE", "2", "bands", "-"],
+            ["eexarray/demo/LANDCOVER", "IMAGE", "2", "bands", "-"],
+            ["eexarray/demo/S2_LANDSCAPE", "IMAGE_COLLECTION", "25", "images", "2023-01-03", "..", "2023-12-29"],
+        ]
+        assert main(["info", "eexarray", "--endpoint", demo.url]) == 0
+        rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("eexarray/")]
+        assert rows == [
+            ["eexarray/demo", "FOLDER", "3", "assets", "-"],
+            ["eexarray/procedural", "FOLDER", "2", "assets", "-"],
+        ]
