@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,7 +70,7 @@ def open_dataset(
         high_volume: use `https://earthengine-highvolume.googleapis.com`
         project: quota project (`X-Goog-User-Project`)
         credentials: google-auth credentials
-        max_concurrency: requests in flight per process
+        max_concurrency: requests in flight: per process, and across a dask.distributed cluster
         mask_and_scale: missing data -> NaN in a float dtype
         file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
     """
@@ -77,4 +79,14 @@ def open_dataset(
         raise ValueError(
             f"chunks={chunks!r} is not valid: use {{}} (request-sized tiles), 'auto', a dict, an int or None"
         )
-    return xr.open_dataset(asset, engine=EexarrayBackendEntrypoint, chunks=chunks, **options)
+    with warnings.catch_warnings():
+        # xarray warns when chunks cut the backend's preferred chunks; any chunks make valid
+        # requests here (planning splits or shrinks them), so the advice does not apply.
+        warnings.filterwarnings(
+            "ignore", message="The specified chunks separate the stored chunks", category=UserWarning
+        )
+        dataset = xr.open_dataset(asset, engine=EexarrayBackendEntrypoint, chunks=chunks, **options)
+    if "image_id" in dataset.coords and dataset["image_id"].chunks is not None:
+        # xarray chunks every non-index coordinate; the ids are already in memory.
+        dataset = dataset.assign_coords(image_id=dataset["image_id"].compute())
+    return dataset

@@ -21,6 +21,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from xarray.backends import BackendArray
@@ -150,6 +151,18 @@ def _span(item: Any, size: int) -> tuple[int, int, Any] | None:
     return low, int(positions.max()) + 1, positions - low
 
 
+def _pick(data: Any, axis: int, positions: np.ndarray) -> Any:
+    """``data`` at ``positions`` along ``axis``, as slices of consecutive runs put together.
+
+    Plain slices and a concatenation: no fancy-indexing tasks, which dask's array query
+    planning cannot lower (its ``Shuffle``) and which cost a task per position elsewhere.
+    """
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    runs = [(int(run[0]), int(run[-1]) + 1) for run in np.split(positions, breaks)]
+    pieces = [data[(slice(None),) * axis + (slice(start, stop),)] for start, stop in runs]
+    return pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=axis)
+
+
 class EexarrayVariable(xr.Variable):
     """An xarray Variable whose ``chunk`` builds eexarray's shared-request graph and whose
     selections are pushed into the requests (see the module docstring)."""
@@ -190,7 +203,9 @@ class EexarrayVariable(xr.Variable):
         rests = [span[2] for span in spans]
         for axis in reversed(range(len(rests))):  # last axis first: integer picks drop axes
             rest = rests[axis]
-            if not (isinstance(rest, slice) and rest == slice(None)):
+            if isinstance(rest, np.ndarray):
+                data = _pick(data, axis, rest)
+            elif not (isinstance(rest, slice) and rest == slice(None)):
                 data = data[(slice(None),) * axis + (rest,)]
         encoding = dict(self.encoding)
         if all(isinstance(rest, slice) and rest == slice(None) for rest in rests):

@@ -15,7 +15,7 @@ from dask.array.core import normalize_chunks
 from dask.base import tokenize
 from xarray.core import indexing
 
-from eexarray.backend.arrays import ORIGIN, EexarrayBackendArray, EexarrayVariable, Origin, apply_missing
+from eexarray.backend.arrays import ORIGIN, EexarrayBackendArray, EexarrayVariable, Origin, apply_missing, origin_of
 from eexarray.backend.graph import Finish, band_arrays
 from eexarray.backend.metadata import ResolvedAsset, parse_start_time
 from eexarray.backend.options import OpenOptions
@@ -143,10 +143,92 @@ class OpenedAsset:
                         index: Finish(meta.missing_values, float_dtype_for(meta.dtype))
                         for index, meta in enumerate(self.resolved.bands)
                     }
+                # Letters only: dask's task fusion keeps alphabetic words of key names, so the
+                # plan's token survives in fused keys, where engine/run.py looks for its reads.
+                token = token.translate(str.maketrans("0123456789", "ghijklmnop"))
                 plan = ReadPlan.create(token, source, layout, self.bands)
                 band_ids = {index: source.band_ids[index] for index in self.bands}
                 arrays = self._arrays[cache_key] = band_arrays(plan, band_ids, self.has_time, finishes)
         return arrays[self.source.band_ids[band]]
+
+    def plan_reads(
+        self, ranges: tuple[tuple[int, int], ...], chunks: tuple[tuple[int, ...], ...], bands: tuple[int, ...]
+    ) -> ReadPlan:
+        """The reads of ``bands`` over ``ranges`` (one ``(start, stop)`` per dim, asset coordinates) cut
+        into ``chunks`` (normalized, one tuple per dim): the plan ``dask_array`` puts in the graph,
+        for front ends that run the reads without dask (eexarray.beam)."""
+        if self.has_time:
+            (time_range, row_range, col_range), (time_chunks, row_chunks, col_chunks) = ranges, chunks
+        else:
+            (row_range, col_range), (row_chunks, col_chunks) = ranges, chunks
+            time_range, time_chunks = (0, 1), (1,)
+        layout = BlockLayout(tuple(time_chunks), tuple(row_chunks), tuple(col_chunks))
+        window = Window(row_range[0], row_range[1], col_range[0], col_range[1])
+        source = dataclasses.replace(
+            self.source,
+            images=self.source.images[time_range[0] : time_range[1]] if self.has_time else self.source.images,
+            expressions=(
+                self.source.expressions[time_range[0] : time_range[1]]
+                if self.has_time and self.source.expressions is not None
+                else self.source.expressions
+            ),
+            grid=self.source.grid.window(window),
+        )
+        token = tokenize(
+            source.config.endpoint,
+            source.images,
+            source.expressions,
+            source.grid.to_rest(),
+            source.band_ids,
+            source.dtypes,
+            source.file_format,
+            layout,
+            bands,
+            self.options.mask_and_scale,
+        )
+        return ReadPlan.create(token, source, layout, bands)
+
+
+def read_plan(dataset: xr.Dataset) -> ReadPlan:
+    """The reads that fetch every data variable of a chunked eexarray Dataset (one per read task of its graph).
+
+    The variables must hold exactly what eexarray opened - as opened, or selected with
+    ``isel``/``sel`` - from one open, over one rectangle, with the same chunks. The plan
+    reads the bands of those variables only. Raises ``ValueError`` otherwise.
+    """
+    origins = {}
+    for name, variable in dataset.data_vars.items():
+        origin = origin_of(variable)
+        if origin is None or origin.chunks is None:
+            raise ValueError(
+                f"variable {name!r} does not hold pixels as eexarray opened them (chunked, or selected with "
+                "isel/sel); derived variables are computed from the read chunks, not read"
+            )
+        origins[name] = origin
+    if not origins:
+        raise ValueError("the Dataset has no data variables to read")
+    first = next(iter(origins.values()))
+    for name, origin in origins.items():
+        if origin.opened is not first.opened or origin.ranges != first.ranges or origin.chunks != first.chunks:
+            raise ValueError(
+                f"variable {name!r} comes from another open, window or chunking than {next(iter(origins))!r}; "
+                "read variables of one open, selected and chunked alike"
+            )
+    bands = tuple(sorted({origin.band for origin in origins.values()}))
+    return first.opened.plan_reads(first.ranges, first.chunks, bands)
+
+
+class InMemoryVariable(xr.Variable):
+    """A small coordinate already in memory (image ids): chunking leaves it a numpy array.
+
+    As a dask array it would be serialised with a warning by ``to_zarr``/``to_netcdf`` and
+    indexed by dask's fancy indexing, for no gain.
+    """
+
+    __slots__ = ()
+
+    def chunk(self, *args: Any, **kwargs: Any) -> xr.Variable:
+        return xr.Variable(self.dims, self._data, self.attrs, self.encoding)
 
 
 def spatial_ref_attrs(grid: PixelGrid) -> dict[str, Any]:
@@ -175,7 +257,7 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
     }
     if opened.has_time:
         coords["time"] = ("time", np.array([parse_start_time(t) for t in resolved.start_times], dtype="datetime64[ns]"))
-        coords["image_id"] = ("time", np.array(resolved.image_ids, dtype=object))
+        coords["image_id"] = InMemoryVariable("time", np.array(resolved.image_ids, dtype=object))
     drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
     opened.bands = tuple(index for index, band in enumerate(resolved.bands) if band.id not in drop)
     variables = {}

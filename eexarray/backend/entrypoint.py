@@ -98,7 +98,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
             high_volume: use `https://earthengine-highvolume.googleapis.com`
             project: quota project (`X-Goog-User-Project`)
             credentials: google-auth credentials
-            max_concurrency: requests in flight per process
+            max_concurrency: requests in flight: per process, and across a dask.distributed cluster
             mask_and_scale: missing data -> NaN in a float dtype
             file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
         """

@@ -82,6 +82,7 @@ def band_arrays(
     arrays = {}
     for band, array in narrow(plan, reads, takes).items():
         if has_time and plan.group_chunks != layout.time_chunks:
-            array = array.rechunk({0: layout.time_chunks})  # groups of time blocks -> the asked chunks
+            # Groups of time blocks -> the asked chunks: a split, done by plain tasks (no shuffle).
+            array = array.rechunk({0: layout.time_chunks}, method="tasks")
         arrays[band_ids[band]] = array
     return arrays

@@ -263,7 +263,7 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "max_concurrency",
         "int | None",
         None,
-        "requests in flight per process",
+        "requests in flight: per process, and across a dask.distributed cluster",
         "40",
         "connection",
         cli=CliFlag(type=int, metavar="N"),

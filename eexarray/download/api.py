@@ -122,7 +122,7 @@ def download(
         high_volume: use `https://earthengine-highvolume.googleapis.com`
         project: quota project (`X-Goog-User-Project`)
         credentials: google-auth credentials
-        max_concurrency: requests in flight per process
+        max_concurrency: requests in flight: per process, and across a dask.distributed cluster
     """
     open_options = option_values(locals(), "download")
     options = parse_download_options(

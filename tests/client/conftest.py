@@ -74,3 +74,11 @@ def stats(server):
         return requests.get(f"{server.url}/_stats", timeout=10).json()
 
     return read
+
+
+def bands_fetched(needed: list[str], dataset_bands: list[str]) -> list[str]:
+    """The bands a compute of ``needed`` fetches: only those with dask's classic graphs; every
+    band of the Dataset under array query planning (narrowing.py's documented fallback)."""
+    import dask.array as da
+
+    return list(dataset_bands) if da.array_expr_enabled() else list(needed)

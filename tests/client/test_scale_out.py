@@ -1,0 +1,129 @@
+"""The read engine on a cluster and after failures: same requests everywhere, one cap, nothing held.
+
+Request counts, never timings (those are in benchmarks/distributed.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import dask
+import numpy as np
+import pytest
+
+import eexarray
+from eexarray.engine import run
+from eexarray.engine.source import PendingRead
+from eexarray.server.images import procedural_values
+
+from .conftest import catalog
+
+SERIES_WINDOW = {"y": slice(0, 64), "x": slice(0, 64)}
+
+
+def _ndvi_median(ds):
+    red, nir = ds.red.astype("float32"), ds.nir.astype("float32")
+    return ((nir - red) / (nir + red)).median("time")
+
+
+def _pixel_requests(server) -> int:
+    counts = server.stats()["requests"]
+    return counts.get("getPixels", 0) + counts.get("computePixels", 0)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed", reason="the distributed extra is not installed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as local_cluster:
+        yield local_cluster
+
+
+def test_a_cluster_makes_the_requests_of_the_threaded_scheduler(cluster):
+    """Packing across images and bands sharing a request survive the trip to the workers."""
+    from distributed import Client
+
+    with eexarray.serve(catalog=catalog()) as server:
+        ds = eexarray.open_dataset("test/series", endpoint=server.url, chunks={"time": 1, "y": 32, "x": 32})
+        job = _ndvi_median(ds.isel(**SERIES_WINDOW))
+        threaded = job.compute(scheduler="threads")
+        threaded_requests = _pixel_requests(server)
+        server.reset_stats()
+        with Client(cluster):
+            clustered = job.compute()
+        cluster_requests = _pixel_requests(server)
+        kinds = server.stats()["requests"]
+    # 30 images x 2 bands of 32 x 32 px pack into one computePixels per block: 4 blocks.
+    assert threaded_requests == cluster_requests == 4
+    assert kinds.get("computePixels") == 4 and not kinds.get("getPixels")
+    np.testing.assert_array_equal(clustered.values, threaded.values)
+    rows, cols = np.arange(64)[:, None], np.arange(64)[None, :]
+    red = np.stack([procedural_values(0, rows, cols, t, "uint16") for t in range(30)]).astype("float32")
+    nir = np.stack([procedural_values(1, rows, cols, t, "uint16") for t in range(30)]).astype("float32")
+    np.testing.assert_allclose(threaded.values, np.median((nir - red) / (nir + red), axis=0), rtol=1e-6)
+
+
+def test_one_cap_for_the_whole_cluster_and_many_reads_per_worker_thread(cluster):
+    """Two one-thread workers keep more than two requests in flight (tasks secede while they
+    wait), and never more than max_concurrency across the cluster: the server, which refuses
+    anything beyond that, answers no 429."""
+    from distributed import Client
+
+    with eexarray.serve(catalog=catalog(), latency_ms=200, max_concurrency=3) as server:
+        ds = eexarray.open_dataset(
+            "test/mixed", endpoint=server.url, chunks={"y": 100, "x": 100}, max_concurrency=3, bands=["u8"]
+        )
+        with Client(cluster):
+            values = ds.u8.compute().values
+        stats = server.stats()
+    assert stats["requests"]["getPixels"] == 24  # 4 x 6 blocks
+    assert stats["statuses"].get("429", 0) == 0
+    assert 2 < stats["max_in_flight"] <= 3
+    rows, cols = np.arange(400)[:, None], np.arange(600)[None, :]
+    np.testing.assert_array_equal(values, procedural_values(0, rows, cols, 0, "uint8"))
+
+
+def _live_reads() -> int:
+    """Reads (pending or done) anything still refers to, once running requests had time to end."""
+    time.sleep(0.5)
+    gc.collect()
+    return sum(isinstance(obj, PendingRead) for obj in gc.get_objects())
+
+
+def test_a_failed_compute_holds_no_pixels():
+    """Reads started ahead for a compute that then fails are dropped at once, even while the
+    exception (and its traceback, which holds the graph) is still alive."""
+    with eexarray.serve(catalog=catalog(), latency_ms=20) as server:
+        ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 50, "x": 50})
+
+        def fail_late(block, block_info=None):
+            if block_info[None]["chunk-location"] == (7, 11):
+                raise RuntimeError("injected failure")
+            return block
+
+        with pytest.raises(RuntimeError, match="injected failure") as caught:
+            ds.f64.data.map_blocks(fail_late, dtype="float64").sum().compute(scheduler="threads")
+        assert caught.value is not None  # the traceback is alive here
+        assert run._computes == []
+        assert _live_reads() == 0
+        # the next compute starts clean and is exact
+        rows, cols = np.arange(10)[:, None], np.arange(10)[None, :]
+        with dask.config.set(scheduler="threads"):
+            np.testing.assert_array_equal(
+                ds.f64.isel(y=slice(0, 10), x=slice(0, 10)).values, procedural_values(3, rows, cols, 0, "float64")
+            )
+
+
+def test_look_ahead_survives_dask_task_fusion():
+    """One band reduced: dask fuses read, take and reduce into one task per block and renames
+    it; the compute still keeps many requests in flight on 2 threads (not one per thread)."""
+    with eexarray.serve(catalog=catalog(), latency_ms=100) as server:
+        ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 50, "x": 50}, max_concurrency=8)
+        total = ds.f64.data.sum().compute(scheduler="threads")
+        stats = server.stats()
+    rows, cols = np.arange(400)[:, None], np.arange(600)[None, :]
+    np.testing.assert_allclose(total, procedural_values(3, rows, cols, 0, "float64").sum(), rtol=1e-12)
+    assert stats["requests"]["getPixels"] == 96
+    assert 2 < stats["max_in_flight"] <= 8
