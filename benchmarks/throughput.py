@@ -7,6 +7,12 @@ the clients so that a noisy neighbour hurts both; ``ratio`` compares the best ru
 ``ratio`` = eexarray throughput / bare throughput; target >= 0.9. The full run also
 reads a 128 MiB region in user chunks of 512 px (64 requests, more than the 40 in flight)
 the same way (``small_chunks``): the regime where the prefetcher's order matters.
+
+``transport_limit`` is a third client in the same alternation: the same getPixels bodies
+from the same 40 threads (``requests``), each response only read into one buffer of its
+Content-Length, nothing decoded: what the HTTP transport alone allows.
+``ratio_to_transport_limit`` = eexarray throughput / transport-limit throughput (best
+runs); target >= 0.9.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import eexarray
 from benchmarks.common import (
     MIB,
     BareClient,
+    TransportLimitClient,
     auto_windows,
     latency_model,
     pixel_stats,
@@ -84,16 +91,19 @@ def run(quick: bool) -> dict[str, Any]:
     windows = auto_windows(side, side, DTYPES)
     nbytes = side * side * sum(np.dtype(d).itemsize for d in DTYPES)
     bare = BareClient("", ASSET, grid, BAND_IDS, DTYPES, DEFAULT_MAX_CONCURRENCY)
+    limit = TransportLimitClient("", ASSET, grid, BAND_IDS, DEFAULT_MAX_CONCURRENCY)
     catalog = (
         [image]
         if quick
         else [image, ProceduralImage(SMALL_ASSET, square_grid(SMALL_SIDE), dtypes=DTYPES, band_ids=BAND_IDS)]
     )
     with start_server(catalog) as server:
-        bare.url = server.url
-        eexarray_read(server.url)  # warm up both: imports, connections, the server's caches
+        bare.url = limit.url = server.url
+        eexarray_read(server.url)  # warm up all three: imports, connections, the server's caches
         bare.read(windows[:1])
-        eex_seconds, bare_seconds = [], []
+        limit.read(windows[:1])
+        eex_seconds, bare_seconds, limit_seconds = [], [], []
+        response_bytes = 0
         requests_made = None
         for round_ in range(rounds):
             reset_stats(server)
@@ -102,13 +112,21 @@ def run(quick: bool) -> dict[str, Any]:
             requests_made = pixel_stats(server)["get_pixels"]
             seconds, bare_arrays = timed(lambda: bare.read(windows))
             bare_seconds.append(seconds)
-            print(f"round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s, bare {bare_seconds[-1]:.2f} s", flush=True)
+            seconds, response_bytes = timed(lambda: limit.read(windows))
+            limit_seconds.append(seconds)
+            print(
+                f"round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s, bare {bare_seconds[-1]:.2f} s, "
+                f"transport limit {limit_seconds[-1]:.2f} s",
+                flush=True,
+            )
         identical = all(np.array_equal(eex_arrays[b], bare_arrays[b]) for b in BAND_IDS)
         del eex_arrays, bare_arrays
         many = None if quick else small_chunks(server.url, rounds)
         if many:
             print(f"small chunks: {many}", flush=True)
     eex, ref = summarize(eex_seconds, nbytes), summarize(bare_seconds, nbytes)
+    transport = summarize(limit_seconds, nbytes)
+    to_limit = round(eex["best_mib_s"] / transport["best_mib_s"], 3)
     return {
         "name": "throughput",
         "mib": round(nbytes / MIB, 1),
@@ -122,6 +140,10 @@ def run(quick: bool) -> dict[str, Any]:
         "identical": identical,
         "ratio": round(eex["best_mib_s"] / ref["best_mib_s"], 3),
         "target": ">= 0.9",
+        "transport_limit": {**transport, "response_mib": round(response_bytes / MIB, 1)},
+        "ratio_to_transport_limit": to_limit,
+        "ratio_to_transport_limit_target": ">= 0.9",
+        "ratio_to_transport_limit_met": to_limit >= 0.9,
         **({"small_chunks": many} if many else {}),
         **latency_model(),
     }

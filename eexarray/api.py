@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
-
 import datetime as dt
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 

@@ -13,12 +13,12 @@ LATENCY_KEYS = {"latency_ms_per_request", "latency_ms_per_mb"}
 # Benchmarks that compare two things report a ratio (when they could run).
 COMPARING = {"throughput", "seed_recipe", "open_time", "memory", "distributed", "timeseries", "xee"}
 FIGURES = {
-    "throughput": {"eexarray", "bare", "requests", "identical"},
+    "throughput": {"eexarray", "bare", "requests", "identical", "transport_limit", "ratio_to_transport_limit"},
     "seed_recipe": {"eexarray", "recipe", "identical"},
     "open_time": {"sizes", "open_seconds_at_largest"},
     "request_efficiency": {"per_dtype", "min_efficiency", "selections"},
     "memory": {"reduce", "zarr", "in_flight_mib"},
-    "distributed": {"threaded"},
+    "distributed": {"threaded", "cluster_2x1", "capped", "targets", "targets_met"},
     "timeseries": {"requests", "read_seconds"},
     "xee": {"eexarray", "xee", "eexarray_requests", "xee_requests"},
     "soak": {"identical", "retries", "faults_injected", "load"},
