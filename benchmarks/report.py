@@ -50,15 +50,12 @@ VERDICTS: dict[str, Verdict] = {
         r["ratio"] <= 1.5,
     ),
     "distributed": lambda r: (
-        "threaded "
-        + _mib_s(r, "threaded")
-        + "; "
-        + "; ".join(
-            f"{k.replace('cluster_', 'cluster ').replace('_', ' ')} {v['best_mib_s']} MiB/s"
-            for k, v in r.items()
-            if k.startswith("cluster_")
-        ),
-        None,
+        f"NDVI median -> Zarr: threaded {r['threaded']['best_seconds']} s / "
+        f"{r['threaded']['pixel_requests'][-1]} requests, "
+        f"cluster 2x1 {r['cluster_2x1']['best_seconds']} s / {r['cluster_2x1']['pixel_requests'][-1]} requests "
+        f"(max in flight {max(r['cluster_2x1']['max_in_flight'])}); capped cluster: "
+        f"{r['capped']['status_429']} x 429, identical {r['capped']['identical']}",
+        bool(r.get("targets_met")),
     ),
     "timeseries": lambda r: (
         f"{r['requests']} requests ({r['get_pixels']} getPixels, {r['compute_pixels']} computePixels), "
@@ -74,12 +71,13 @@ VERDICTS: dict[str, Verdict] = {
 }
 
 TARGETS = {
-    "throughput": "ratio >= 0.9 vs bare requests + numpy",
+    "throughput": "ratio >= 0.9 vs bare requests + numpy, and >= 0.9 of the transport limit",
     "seed_recipe": "ratio >= 1.0 vs ee.data.getPixels in a ThreadPoolExecutor",
     "open_time": "< 1 s at 1e6 px a side, flat in size",
     "request_efficiency": ">= 0.9 of the byte budget on large regions",
     "memory": "peak bounded by requests in flight (flat once the region outgrows them)",
-    "distributed": "report",
+    "distributed": "cluster requests = threaded +-10%, time <= 1.5x threaded, in flight > worker threads; "
+    "3x4 cluster capped at 6: no 429, identical",
     "timeseries": "<= 2 requests for 64x64 px x 500 images x 2 bands",
     "xee": "ratio >= 3 vs Xee 0.1.x",
     "soak": "byte-identical under faults",
@@ -118,10 +116,21 @@ FINDINGS = """\
 * **`timeseries`**: one `computePixels` request as targeted; the read first took tens of
   seconds of client CPU because `planning.band_groups` was quadratic in the (image, band)
   pairs and was called once per candidate time block. It is linear now: about 1.2 s.
-* **`distributed`**: plans (the look-ahead) do not travel to workers, so requests in flight
-  equal worker threads: give workers many threads for I/O (`threads_per_worker=20`).
-  Bands of a block are still fetched in one request there: the per-block task carries the
-  band set and the scheduler places a block's band tasks with it.
+* **`distributed`**: the read plan is in the graph now, so the cluster makes the threaded
+  scheduler's requests (4 packed `computePixels` for 120 images x 4 blocks, 9 for the demo
+  job; before: 481 and 227), and read tasks `secede()` while they wait, so two one-thread
+  workers keep every read in flight. All four reads are done about 1.7 s into the cluster
+  run; the rest is dask.distributed's per-task cost on this 2-core machine: the job has
+  about 2,400 tasks (time chunks of 1: every NDVI step and the rechunk of each packed read
+  into time steps are tasks), about 4 ms each here. A plain dask graph of the same shape
+  without eexarray shows the same ratio (15-18 s on the cluster vs 1-1.7 s threaded), and
+  the demo job (389 tasks) is at 1.24x. With a distributed client the cap is cluster-wide:
+  3 workers x 4 threads against a server refusing more than 6 requests got no 429.
+* **`throughput` vs the transport limit**: all 16 requests start within 0.1 s and the last
+  body arrives about when the raw client's does; the gap is the copy dask makes when it
+  assembles each band's blocks into one array at the end of `ds.load()` (512 MiB of
+  strided views, memory-bound on this machine), which a client that only reads bytes
+  never makes.
 """
 
 

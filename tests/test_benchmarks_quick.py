@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import BENCHMARKS
 from benchmarks.__main__ import main
+from tests.qp import QUERY_PLANNING, REDUCTIONS
 
 LATENCY_KEYS = {"latency_ms_per_request", "latency_ms_per_mb"}
 # Benchmarks that compare two things report a ratio (when they could run).
@@ -25,7 +26,20 @@ FIGURES = {
 }
 
 
-@pytest.mark.parametrize("name", list(BENCHMARKS))
+# memory and distributed average and write Zarr through xarray: under dask's array query
+# planning those hit dask's own gaps (tests/qp.py), so they are measured on classic graphs only.
+NEEDS_CLASSIC_DASK = {"memory", "distributed"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.skipif(QUERY_PLANNING, reason=f"dask query planning: {REDUCTIONS}"))
+        if name in NEEDS_CLASSIC_DASK
+        else name
+        for name in BENCHMARKS
+    ],
+)
 def test_quick_variant_prints_a_final_json_line(name, capsys):
     assert main([name, "--quick"]) == 0
     last = [line for line in capsys.readouterr().out.splitlines() if line.strip()][-1]

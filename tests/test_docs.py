@@ -13,6 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient.exceptions import CellExecutionError
+
+from tests.qp import REDUCTIONS, dask_expr_gap
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "notebooks"))
@@ -67,7 +70,19 @@ def test_saved_notebook_keeps_its_outputs(path):
     assert not errors, json.dumps(errors)[:2000]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+REDUCING_NOTEBOOKS = {"01-quickstart", "03-distributed-and-download"}  # they average with xarray
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(path, marks=dask_expr_gap(REDUCTIONS, CellExecutionError))
+        if path.stem in REDUCING_NOTEBOOKS
+        else path
+        for path in NOTEBOOKS
+    ],
+    ids=lambda path: path.stem,
+)
 def test_notebook_executes_top_to_bottom(path, tmp_path):
     executed = execute(path, workdir=tmp_path)  # raises CellExecutionError naming the failing cell
     assert _images(executed) == _images(nbformat.read(path, as_version=4))

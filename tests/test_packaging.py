@@ -40,6 +40,8 @@ OPTIONAL = {
     "tqdm": "progress",
     "matplotlib": "demo",
     "distributed": "distributed",
+    "apache_beam": "beam",
+    "xarray_beam": "beam",
     "ee": None,  # earthengine-api: only ever imported for an ee object the caller already made
     "xee": None,  # only the tests compare with it
 }
@@ -60,6 +62,16 @@ FEATURES = {
         expect_extra("progress", lambda: list(track_listing(range(3), description="x", progress=True)))
         os.environ["EEXARRAY_PROGRESS"] = "1"  # bars asked for by the environment only: none, same items
         assert list(track_listing(range(3), description="x", threshold=1)) == [0, 1, 2]
+        """,
+    "apache_beam": """
+        import eexarray.beam
+        expect_extra("beam", lambda: eexarray.beam.ReadPixels)
+        from eexarray.beam.__main__ import run
+        expect_extra("beam", lambda: run(["asset", "-o", "unused.zarr"]))
+        """,
+    "xarray_beam": """
+        import eexarray.beam
+        expect_extra("beam", lambda: eexarray.beam.ReadChunks)
         """,
     "matplotlib": """
         from eexarray.accessor import visualization_options

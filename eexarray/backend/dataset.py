@@ -104,51 +104,19 @@ class OpenedAsset:
             dtype=np.dtype(self.source.dtypes[band]),
             previous_chunks=tuple(self.preferred[dim] for dim in dims),
         )
-        if self.has_time:
-            (time_range, row_range, col_range), (time_chunks, row_chunks, col_chunks) = ranges, normalized
-        else:
-            (row_range, col_range), (row_chunks, col_chunks) = ranges, normalized
-            time_range, time_chunks = (0, 1), (1,)
-        layout = BlockLayout(tuple(time_chunks), tuple(row_chunks), tuple(col_chunks))
-        cache_key = (time_range, row_range, col_range, layout)
+        ranges_and_chunks = (tuple(ranges), tuple(tuple(c) for c in normalized))
         with self._lock:
-            arrays = self._arrays.get(cache_key)
+            arrays = self._arrays.get(ranges_and_chunks)
             if arrays is None:
-                window = Window(row_range[0], row_range[1], col_range[0], col_range[1])
-                source = dataclasses.replace(
-                    self.source,
-                    images=self.source.images[time_range[0] : time_range[1]] if self.has_time else self.source.images,
-                    expressions=(
-                        self.source.expressions[time_range[0] : time_range[1]]
-                        if self.has_time and self.source.expressions is not None
-                        else self.source.expressions
-                    ),
-                    grid=self.source.grid.window(window),
-                )
-                token = tokenize(
-                    source.config.endpoint,
-                    source.images,
-                    source.expressions,
-                    source.grid.to_rest(),
-                    source.band_ids,
-                    source.dtypes,
-                    source.file_format,
-                    layout,
-                    self.bands,
-                    self.options.mask_and_scale,
-                )
+                plan = self.plan_reads(*ranges_and_chunks, self.bands)
                 finishes = {}
                 if self.options.mask_and_scale:
                     finishes = {
                         index: Finish(meta.missing_values, float_dtype_for(meta.dtype))
                         for index, meta in enumerate(self.resolved.bands)
                     }
-                # Letters only: dask's task fusion keeps alphabetic words of key names, so the
-                # plan's token survives in fused keys, where engine/run.py looks for its reads.
-                token = token.translate(str.maketrans("0123456789", "ghijklmnop"))
-                plan = ReadPlan.create(token, source, layout, self.bands)
-                band_ids = {index: source.band_ids[index] for index in self.bands}
-                arrays = self._arrays[cache_key] = band_arrays(plan, band_ids, self.has_time, finishes)
+                band_ids = {index: plan.source.band_ids[index] for index in self.bands}
+                arrays = self._arrays[ranges_and_chunks] = band_arrays(plan, band_ids, self.has_time, finishes)
         return arrays[self.source.band_ids[band]]
 
     def plan_reads(
@@ -186,6 +154,9 @@ class OpenedAsset:
             bands,
             self.options.mask_and_scale,
         )
+        # Letters only: dask's task fusion keeps alphabetic words of key names, so the
+        # plan's token survives in fused keys, where engine/run.py looks for its reads.
+        token = token.translate(str.maketrans("0123456789", "ghijklmnop"))
         return ReadPlan.create(token, source, layout, bands)
 
 
@@ -215,6 +186,7 @@ def read_plan(dataset: xr.Dataset) -> ReadPlan:
                 "read variables of one open, selected and chunked alike"
             )
     bands = tuple(sorted({origin.band for origin in origins.values()}))
+    assert first.chunks is not None  # checked above
     return first.opened.plan_reads(first.ranges, first.chunks, bands)
 
 

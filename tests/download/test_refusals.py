@@ -80,7 +80,7 @@ def test_arguments_checked_against_metadata_make_no_pixel_request(server, tmp_pa
 def test_a_partial_store_of_another_download_is_not_discarded(server, tmp_path, monkeypatch):
     out = tmp_path / "image.zarr"
     fail_at_second_block(monkeypatch, ZarrWriter)
-    with pytest.raises(RuntimeError, match="injected failure"):
+    with pytest.raises(InjectedFailure):
         eexarray.download(
             "dl/image", out, format="ZARR", bands=["a"], endpoint=server.url, progress=False, memory_limit="1MB"
         )
@@ -95,6 +95,10 @@ def test_a_partial_store_of_another_download_is_not_discarded(server, tmp_path, 
     assert out.is_dir() and not partial_path(out).exists()
 
 
+class InjectedFailure(RuntimeError):
+    """The failure fail_at_second_block injects (distinct from any real error)."""
+
+
 def fail_at_second_block(monkeypatch, writer_class):
     """Make ``writer_class.write`` raise at the second block (an injected failure mid-download)."""
     original = writer_class.write
@@ -103,7 +107,7 @@ def fail_at_second_block(monkeypatch, writer_class):
     def failing(self, block, arrays):
         calls.append(block)
         if len(calls) == 2:
-            raise RuntimeError("injected failure")
+            raise InjectedFailure("injected failure")
         return original(self, block, arrays)
 
     monkeypatch.setattr(writer_class, "write", failing)
