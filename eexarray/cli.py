@@ -140,7 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ModuleNotFoundError as error:
+        if "pip install 'eexarray[" not in str(error):
+            raise  # not a missing extra: a real bug, keep the traceback
+        print(f"eexarray: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -52,10 +52,14 @@ FEATURES = {
     "zarr": """
         from eexarray.download.zarr_store import ZarrWriter
         expect_extra("zarr", lambda: ZarrWriter(Path("unused.zarr"), None, None))
+        import eexarray  # the public call refuses before any request, naming the extra
+        expect_extra("zarr", lambda: eexarray.download("a/b", "unused.zarr", format="ZARR", endpoint="http://127.0.0.1:9"))
         """,
     "netCDF4": """
         from eexarray.download.netcdf import NetcdfWriter
         expect_extra("netcdf", lambda: NetcdfWriter(Path("unused.nc"), None, None))
+        import eexarray
+        expect_extra("netcdf", lambda: eexarray.download("a/b", "unused.nc", format="NETCDF", endpoint="http://127.0.0.1:9"))
         """,
     "tqdm": """
         from eexarray.progress import track_listing

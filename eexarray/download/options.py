@@ -8,7 +8,6 @@ combinations instead of ignoring them, since a silently ignored flag hides a mis
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -17,11 +16,13 @@ from typing import Any
 
 from dask.utils import parse_bytes
 
+from eexarray._optional import available, missing_extra_message
+
 FORMATS = ("GEO_TIFF", "ZIPPED_GEO_TIFF", "ZIPPED_GEO_TIFF_PER_BAND", "NPY", "ZARR", "NETCDF")
 ZIPPED_FORMATS = ("ZIPPED_GEO_TIFF", "ZIPPED_GEO_TIFF_PER_BAND")
 DEFAULT_FORMAT = "GEO_TIFF"
 # Formats whose library is optional: (module, pip package).
-LIBRARIES = {"ZARR": ("zarr", "zarr"), "NETCDF": ("netCDF4", "netCDF4")}
+LIBRARIES = {"ZARR": ("zarr", "zarr"), "NETCDF": ("netCDF4", "netcdf")}  # format: (module, extra)
 # Memory a download may hold at once (blocks in flight plus the one being written; see plan.py).
 DEFAULT_MEMORY_LIMIT = 2**30
 # A name becomes part of file names inside a zip: no separators, nothing hidden.
@@ -48,9 +49,9 @@ def resolve_format(format: Any, file_per_band: Any) -> str:
     if not isinstance(format, str) or format.strip().upper() not in FORMATS:
         raise ValueError(f"format={format!r} is not supported; use one of {list(FORMATS)}")
     resolved = format.strip().upper()
-    module, package = LIBRARIES.get(resolved, (None, None))
-    if module is not None and importlib.util.find_spec(module) is None:
-        raise ImportError(f"format={resolved!r} needs the {package!r} package: pip install {package}")
+    module, extra = LIBRARIES.get(resolved, (None, None))
+    if module is not None and extra is not None and not available(module):
+        raise ImportError(missing_extra_message(extra, f"download(format={resolved!r})"))
     if file_per_band is not None:
         expected = "ZIPPED_GEO_TIFF_PER_BAND" if file_per_band else "ZIPPED_GEO_TIFF"
         if resolved != expected:
