@@ -163,7 +163,8 @@ def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
                 continue
             if not isinstance(entry, LocalReads):
                 entry = compute.reads[plan.token] = LocalReads(plan, entry)
-            if key in entry.position:
+            # Two computes of one Dataset at once may narrow it to other bands (same token).
+            if key in entry.position and set(plan.bands) <= set(entry.plan.bands):
                 reads = entry
                 break
     if reads is None:  # a compute we did not see start (another process, or no callback)

@@ -127,3 +127,17 @@ def test_look_ahead_survives_dask_task_fusion():
     np.testing.assert_allclose(total, procedural_values(3, rows, cols, 0, "float64").sum(), rtol=1e-12)
     assert stats["requests"]["getPixels"] == 96
     assert 2 < stats["max_in_flight"] <= 8
+
+
+def test_concurrent_computes_of_other_bands_of_one_dataset():
+    """Two threads compute different variables of one Dataset at once (same plan, narrowed to
+    other bands): each gets its own band's exact pixels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with eexarray.serve(catalog=catalog(), latency_ms=20) as server:
+        ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 50, "x": 50})
+        with ThreadPoolExecutor(2) as pool:
+            u8, f64 = pool.map(lambda name: ds[name].compute(scheduler="threads").values, ["u8", "f64"])
+    rows, cols = np.arange(400)[:, None], np.arange(600)[None, :]
+    np.testing.assert_array_equal(u8, procedural_values(0, rows, cols, 0, "uint8"))
+    np.testing.assert_array_equal(f64, procedural_values(3, rows, cols, 0, "float64"))
