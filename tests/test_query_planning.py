@@ -67,6 +67,7 @@ GAPS = {
         " v.encoding['_FillValue'] = 0; xr.Dataset({'a': v}).to_zarr(tempfile.mkdtemp() + '/a.zarr', compute=False)",
         "NotImplementedError",
     ),
+    "store": ("da.store(da.zeros(2, chunks=1), np.empty(2))", "NotImplementedError"),
     "fancy_index": ("da.zeros(8, chunks=2)[np.array([5, 1, 5])].compute()", "AttributeError"),
 }
 

@@ -17,6 +17,7 @@ import eexarray
 from eexarray.geometry import PixelGrid, Window
 from eexarray.server.images import ProceduralImage, procedural_collection
 from eexarray.transport import RetryPolicy, set_default_retry_policy
+from tests.qp import STORE, dask_expr_gap
 
 REASON = "the beam extra is not installed: pip install 'eexarray[beam]'"
 beam = pytest.importorskip("apache_beam", reason=REASON)
@@ -131,6 +132,7 @@ def reference(server, tmp_path, asset, options):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # chunks that cut the native tiles; object coordinates
 @pytest.mark.parametrize("case", list(CASES))
+@dask_expr_gap(STORE, NotImplementedError)
 def test_pipeline_writes_what_to_zarr_writes_with_the_same_requests(server, tmp_path, case):
     asset, options = CASES[case]
     expected, dask_requests = reference(server, tmp_path, asset, options)
@@ -144,6 +146,7 @@ def test_pipeline_writes_what_to_zarr_writes_with_the_same_requests(server, tmp_
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_a_selection_reads_only_its_window_and_bands(server, tmp_path):
     ds = eexarray.open_dataset("beam/series", endpoint=server.url, chunks=CHUNKS)
     selected = ds[["nir"]].isel(time=slice(2, 8), y=slice(128, 200))
@@ -160,6 +163,7 @@ def test_a_selection_reads_only_its_window_and_bands(server, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_injected_faults_give_identical_output(server, tmp_path, fast_retry):
     asset, options = "beam/series", {"chunks": SMALL_CHUNKS}
     expected, dask_requests = reference(server, tmp_path, asset, options)
@@ -174,6 +178,7 @@ def test_injected_faults_give_identical_output(server, tmp_path, fast_retry):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_chunks_emitted_again_by_a_retried_bundle_write_the_same_store(server, tmp_path):
     """Beam re-runs a failed bundle and emits its chunks again: each chunk is written whole, twice here."""
     asset, options = CASES["collection"]
@@ -184,6 +189,7 @@ def test_chunks_emitted_again_by_a_retried_bundle_write_the_same_store(server, t
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_a_read_that_fails_fails_the_pipeline(tmp_path, fast_retry):
     with eexarray.serve(catalog=catalog()) as gone:
         read = eebeam.ReadPixels("beam/series", endpoint=gone.url, chunks=CHUNKS)
@@ -194,6 +200,7 @@ def test_a_read_that_fails_fails_the_pipeline(tmp_path, fast_retry):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_requests_in_flight_stay_under_max_concurrency(tmp_path):
     """One DirectRunner thread keeps several requests in flight (reads started ahead), never more than the cap."""
     with eexarray.serve(catalog=catalog(), latency_ms=60) as slow:
@@ -207,6 +214,7 @@ def test_requests_in_flight_stay_under_max_concurrency(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_workers_find_their_own_credentials_and_the_pipeline_carries_none(tmp_path, monkeypatch):
     import google.oauth2.credentials
     from apache_beam.internal import pickler
@@ -224,8 +232,11 @@ def test_workers_find_their_own_credentials_and_the_pipeline_carries_none(tmp_pa
         assert b"SECRET" not in pickler.dumps(read.reader.plan.source.config)
         # Beam pickles the DoFn even on the DirectRunner: without credentials of its own, the worker is refused...
         monkeypatch.delenv("EEXARRAY_TOKEN", raising=False)
-        with pytest.raises(RuntimeError, match="401"):
+        with pytest.raises(RuntimeError) as refused:
             run_pipeline(eebeam.ReadPixels(read.dataset), tmp_path / "refused.zarr")  # a transform: one pipeline
+        if isinstance(refused.value, NotImplementedError):
+            raise refused.value  # dask's query-planning gap (tests/qp.py), not a refusal
+        assert "401" in str(refused.value)
         # ...and with them (here EEXARRAY_TOKEN; Application Default Credentials on Google's endpoints) it reads.
         monkeypatch.setenv("EEXARRAY_TOKEN", TOKEN)
         run_pipeline(read, tmp_path / "beam.zarr")
@@ -245,6 +256,7 @@ def test_read_pixels_refuses_what_it_cannot_read(server):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@dask_expr_gap(STORE, NotImplementedError)
 def test_command_line_writes_the_same_store(server, tmp_path):
     expected, dask_requests = reference(server, tmp_path, "beam/series", {"chunks": CHUNKS})
     output = tmp_path / "cli.zarr"

@@ -16,6 +16,7 @@ import eexarray
 from eexarray.engine import run
 from eexarray.engine.source import PendingRead
 from eexarray.server.images import procedural_values
+from tests.qp import REDUCTIONS, dask_expr_gap
 
 from .conftest import catalog
 
@@ -41,6 +42,7 @@ def cluster():
         yield local_cluster
 
 
+@dask_expr_gap(REDUCTIONS, NotImplementedError)  # the median
 def test_a_cluster_makes_the_requests_of_the_threaded_scheduler(cluster):
     """Packing across images and bands sharing a request survive the trip to the workers."""
     from distributed import Client
