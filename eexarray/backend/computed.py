@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from eexarray.backend import expressions
 from eexarray.backend.metadata import BandMeta, ResolvedAsset, choose_grid
 from eexarray.backend.options import OpenOptions
 from eexarray.geometry import PixelGrid, normalize_crs
+from eexarray.planning import expressions
 from eexarray.transport import RestClient
 from eexarray.transport.api import compute_value
 

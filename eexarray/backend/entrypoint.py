@@ -16,12 +16,12 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 from xarray.backends.common import BACKEND_ENTRYPOINTS
 
-from eexarray.backend import expressions
 from eexarray.backend.computed import resolve_computed
 from eexarray.backend.dataset import OpenedAsset, build_dataset
 from eexarray.backend.metadata import resolve_asset
 from eexarray.backend.options import OPEN_OPTION_NAMES, check_keywords, option_values, parse_options, split_options
 from eexarray.naming import asset_name, looks_like_asset
+from eexarray.planning import expressions
 from eexarray.transport import ConnectionConfig, RestClient
 
 if TYPE_CHECKING:

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eexarray.backend import expressions
 from eexarray.geometry import PixelGrid, Window
-from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, plan_requests
+from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
 from eexarray.transport.http import DEFAULT_RETRY
