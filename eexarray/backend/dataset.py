@@ -25,6 +25,9 @@ from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import auto_tile_shape
 from eexarray.transport import ConnectionConfig
 
+# Windows of one open whose arrays are kept (the variables of one selection share them).
+GRAPH_CACHE_SIZE = 32
+
 
 def float_dtype_for(dtype: str) -> str:
     """The float dtype that holds every value of ``dtype`` exactly (for mask_and_scale)."""
@@ -116,6 +119,10 @@ class OpenedAsset:
                         for index, meta in enumerate(self.resolved.bands)
                     }
                 band_ids = {index: plan.source.band_ids[index] for index in self.bands}
+                if len(self._arrays) >= GRAPH_CACHE_SIZE:
+                    # Every isel/sel window builds arrays (pushdown): keep recent ones only. An evicted
+                    # window is rebuilt with the same names, so variables holding it stay valid.
+                    self._arrays.pop(next(iter(self._arrays)))
                 arrays = self._arrays[ranges_and_chunks] = band_arrays(plan, band_ids, self.has_time, finishes)
         return arrays[self.source.band_ids[band]]
 

@@ -168,6 +168,7 @@ def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
                 reads = entry
                 break
     if reads is None:  # a compute we did not see start (another process, or no callback)
+        _ensure_callback()  # so the next compute is seen
         return start(plan, key).result()
     return reads.take(key)
 
@@ -209,13 +210,17 @@ _callback: Any = None
 
 
 def _ensure_callback() -> None:
-    """Register (once) the public dask callback that tells local computes' start and end."""
+    """Keep the public dask callback that tells local computes' start and end registered.
+
+    Dask's local scheduler swaps ``Callback.active`` for an empty set while a compute runs
+    and restores it afterwards; two computes in parallel threads can restore the empty one,
+    dropping our callback. So this checks membership, not just that we registered once.
+    """
     global _callback
-    if _callback is not None:
-        return
     from dask.callbacks import Callback
 
     with _computes_lock:
         if _callback is None:
             _callback = Callback(start_state=_on_start, finish=_on_finish)
+        if _callback not in Callback.active:
             _callback.register()

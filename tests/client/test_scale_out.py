@@ -143,3 +143,23 @@ def test_concurrent_computes_of_other_bands_of_one_dataset():
     rows, cols = np.arange(400)[:, None], np.arange(600)[None, :]
     np.testing.assert_array_equal(u8, procedural_values(0, rows, cols, 0, "uint8"))
     np.testing.assert_array_equal(f64, procedural_values(3, rows, cols, 0, "float64"))
+    # Parallel local computes can leave dask's global callback set empty; later computes still look ahead.
+    with eexarray.serve(catalog=catalog(), latency_ms=100) as slow:
+        again = eexarray.open_dataset("test/mixed", endpoint=slow.url, chunks={"y": 100, "x": 100}, max_concurrency=8)
+        again.u8.compute(scheduler="threads")
+        assert slow.stats()["max_in_flight"] > 2
+
+
+def test_many_point_selections_keep_a_bounded_graph_cache():
+    """Each isel window builds its own arrays (pushdown); a loop over points must not keep them all."""
+    from eexarray.backend.arrays import origin_of
+    from eexarray.backend.dataset import GRAPH_CACHE_SIZE
+
+    with eexarray.serve(catalog=catalog()) as server:
+        ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 100, "x": 100})
+        points = [ds.u8.isel(y=k, x=2 * k) for k in range(GRAPH_CACHE_SIZE + 20)]
+        values = [int(point.compute()) for point in points[-3:]]
+        opened = origin_of(ds.u8).opened
+    assert len(opened._arrays) <= GRAPH_CACHE_SIZE
+    for k, value in zip(range(GRAPH_CACHE_SIZE + 17, GRAPH_CACHE_SIZE + 20), values):
+        assert value == int(procedural_values(0, np.array([[k]]), np.array([[2 * k]]), 0, "uint8")[0, 0])
