@@ -20,8 +20,6 @@ from itertools import accumulate
 from eexarray.engine.source import PixelSource
 from eexarray.geometry import Window
 
-BlockIndex = tuple[int, int, int]  # (time block, row block, col block)
-
 
 @dataclass(frozen=True)
 class BlockLayout:
