@@ -5,8 +5,9 @@ Two steps, both ordinary dask arrays:
 1. ``reads``: one task per planned read (engine/plan.py) - every band of the Dataset
    from one spatial block and a run of time blocks, packed when that saves requests.
    Each task returns a 1x1x1 object array holding ``{band position: pixels}``.
-2. per band, ``map_blocks(take, reads)``: the band's pixels of each read, then
-   ``rechunk`` along time to the chunks the user asked for (a split, no copies).
+2. when reads pack several time blocks, ``rechunk`` of that object array to one
+   element per time block (object references, no pixels); then per band,
+   ``map_blocks(take, ...)``: the band's pixels of each block.
 
 So the plan is in the graph: every scheduler runs the same requests, bands share
 them, and nothing here depends on dask internals (the same code runs with dask's
@@ -55,22 +56,30 @@ def band_arrays(
     register_plan(plan)
     layout = plan.layout
     spatial = (layout.row_chunks, layout.col_chunks)
-    grid = (plan.group_chunks, *spatial) if has_time else spatial
+    ones = tuple((1,) * len(chunks) for chunks in spatial)
+    # One task per read; a group of k time blocks yields k holders (one per block, views).
     reads = da.map_blocks(
         read_block,
         plan=plan,
-        chunks=tuple((1,) * len(chunks) for chunks in grid),
+        chunks=(plan.group_blocks, *ones) if has_time else ones,
         dtype=object,
-        meta=np.empty((0,) * len(grid), dtype=object),
+        meta=np.empty((0,) * (len(spatial) + has_time), dtype=object),
         name=plan.read_name,
     )
+    holders = reads
+    if has_time and len(plan.groups) != len(layout.time_chunks):
+        # Split the holders per time block: object references, not pixels. Done on the object
+        # array shared by every band (not per band), so dask fuses each split with its blocks'
+        # band tasks and the user's elementwise work: one task per block, as without packing.
+        holders = reads.rechunk({0: 1}, method="tasks")
+    grid = (layout.time_chunks, *spatial) if has_time else spatial
     takes = {}
     for band, band_id in band_ids.items():
         finish = finishes.get(band)
         dtype = np.dtype(finish.float_dtype if finish else plan.source.dtypes[band])
         takes[band] = da.map_blocks(
             _take,
-            reads,
+            holders,
             band=band,
             finish=finish,
             has_time=has_time,
@@ -79,10 +88,4 @@ def band_arrays(
             meta=np.empty((0,) * len(grid), dtype=dtype),
             name=f"{band_id}-{plan.token}",
         )
-    arrays = {}
-    for band, array in narrow(plan, reads, takes).items():
-        if has_time and plan.group_chunks != layout.time_chunks:
-            # Groups of time blocks -> the asked chunks: a split, done by plain tasks (no shuffle).
-            array = array.rechunk({0: layout.time_chunks}, method="tasks")
-        arrays[band_ids[band]] = array
-    return arrays
+    return {band_ids[band]: array for band, array in narrow(plan, reads, takes).items()}

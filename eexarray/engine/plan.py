@@ -82,9 +82,12 @@ class ReadPlan:
     bands: tuple[int, ...]
     groups: tuple[tuple[int, int], ...]
     _time_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _group_of_block: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_time_starts", (0, *accumulate(self.layout.time_chunks)))
+        owners = tuple(group for group, (first, stop) in enumerate(self.groups) for _ in range(first, stop))
+        object.__setattr__(self, "_group_of_block", owners)
 
     @classmethod
     def create(cls, token: str, source: PixelSource, layout: BlockLayout, bands: tuple[int, ...]) -> ReadPlan:
@@ -96,10 +99,20 @@ class ReadPlan:
         return f"eexarray-read-{self.token}"
 
     @property
-    def group_chunks(self) -> tuple[int, ...]:
-        """Time steps per read group (the time chunks of the arrays the reads produce)."""
+    def group_blocks(self) -> tuple[int, ...]:
+        """Time blocks per read group (the time chunks of the graph's object array of reads)."""
+        return tuple(stop - first for first, stop in self.groups)
+
+    def group_of(self, time_block: int) -> int:
+        """The read group holding ``time_block``."""
+        return self._group_of_block[time_block]
+
+    def block_spans(self, group: int) -> tuple[tuple[int, int], ...]:
+        """Each time block of ``group`` as ``(start, stop)`` offsets into the group's read."""
+        first, stop = self.groups[group]
+        base = self._time_starts[first]
         starts = self._time_starts
-        return tuple(starts[stop] - starts[first] for first, stop in self.groups)
+        return tuple((starts[block] - base, starts[block + 1] - base) for block in range(first, stop))
 
     def read_of(self, group: int, row_block: int, col_block: int) -> tuple[range, Window]:
         """Absolute time steps and window of one read."""

@@ -35,15 +35,24 @@ GroupData = dict[int, np.ndarray]  # band position -> (time, rows, cols)
 
 
 def read_block(plan: ReadPlan, block_id: tuple[int, ...] | None = None) -> np.ndarray:
-    """The task of one read (a ``map_blocks`` function): a one-element object array holding its bands.
+    """The task of one read (a ``map_blocks`` function): an object array holding its bands.
 
     ``block_id`` is (group, row block, col block), or (row block, col block) for an image.
+    A group of k time blocks returns a (k, 1, 1) array whose element i holds block i's
+    pixels (views into the one read), so the graph can split it per time block without
+    touching pixels.
     """
     assert block_id is not None  # map_blocks passes it
     key: ReadKey = (block_id[0], block_id[1], block_id[2]) if len(block_id) == 3 else (0, block_id[0], block_id[1])
     data = _read_on_worker(plan, key) if _distributed_worker() else _local_take(plan, key)
-    holder = np.empty((1,) * len(block_id), dtype=object)
-    holder.flat[0] = data
+    if len(block_id) == 2:
+        holder = np.empty((1, 1), dtype=object)
+        holder[0, 0] = data
+        return holder
+    spans = plan.block_spans(key[0])
+    holder = np.empty((len(spans), 1, 1), dtype=object)
+    for index, (start_, stop) in enumerate(spans):
+        holder[index, 0, 0] = data if len(spans) == 1 else {band: pixels[start_:stop] for band, pixels in data.items()}
     return holder
 
 
@@ -144,14 +153,19 @@ class _Compute:
 
 _computes: list[_Compute] = []
 _computes_lock = threading.Lock()
-_known_tokens: set[str] = set()
+# token -> the read group of each time block (bounded: entries are tiny, plans come and go).
+_known_plans: dict[str, tuple[int, ...]] = {}
+_KNOWN_PLANS_MAX = 4096
 
 
 def register_plan(plan: ReadPlan) -> None:
     """Let the compute callback recognise this plan's tasks (names end in its token)."""
     _ensure_callback()
     with _computes_lock:
-        _known_tokens.add(plan.token)
+        if plan.token not in _known_plans:
+            if len(_known_plans) >= _KNOWN_PLANS_MAX:
+                _known_plans.pop(next(iter(_known_plans)))
+            _known_plans[plan.token] = tuple(plan.group_of(block) for block in range(len(plan.layout.time_chunks)))
 
 
 def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
@@ -174,16 +188,27 @@ def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
 
 
 def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
-    """The read blocks of each known plan among the keys of a graph about to run."""
+    """The read blocks of each known plan among the keys of a graph about to run.
+
+    Read tasks are indexed by (group, row, col); every other task naming a plan (its bands,
+    or chains dask fused with them) by (time block, row, col) of the Dataset's chunks.
+    """
     found: dict[str, set[ReadKey]] = {}
-    tokens = _known_tokens
+    plans = _known_plans
     for key in dsk:
         if not (isinstance(key, tuple) and len(key) in (3, 4) and isinstance(key[0], str)):
             continue
         # Our names end in the plan's token, but dask may append a suffix (e.g. to_zarr(compute=False)).
-        token = next((part for part in key[0].split("-") if part in tokens), None)
-        if token is not None:
-            found.setdefault(token, set()).add((key[1], key[2], key[3]) if len(key) == 4 else (0, key[1], key[2]))
+        token = next((part for part in key[0].split("-") if part in plans), None)
+        if token is None:
+            continue
+        reads = found.setdefault(token, set())
+        if len(key) == 3:
+            reads.add((0, key[1], key[2]))
+        elif key[0].startswith(f"eexarray-read-{token}"):
+            reads.add((key[1], key[2], key[3]))
+        elif key[1] < len(plans[token]):
+            reads.add((plans[token][key[1]], key[2], key[3]))
     return found
 
 

@@ -118,6 +118,45 @@ def test_a_failed_compute_holds_no_pixels():
             )
 
 
+def test_repeated_failed_computes_hold_no_memory():
+    """Issue 12's case: five failing computes in a row, each with reads started ahead (32 MiB
+    of pixels per compute), leave no pixel memory behind (traced by numpy's allocations)."""
+    import tracemalloc
+
+    # The server in its own process: its caches are not this process's memory.
+    with eexarray.serve(catalog=catalog(), latency_ms=20, process=True) as server:
+        ds = eexarray.open_dataset("test/huge", endpoint=server.url, chunks={"y": 512, "x": 512})
+        window = ds.isel(y=slice(0, 2048), x=slice(0, 2048))
+        assert sum(v.nbytes for v in window.data_vars.values()) == 32 * 2**20
+
+        def fail_late(block, block_info=None):
+            if block_info[None]["chunk-location"] == (3, 3):  # the last block
+                raise RuntimeError("injected failure")
+            return block[:1, :1]
+
+        # Every band's blocks, reduced to a pixel each so only the reads hold memory.
+        failing = [
+            band.data.map_blocks(fail_late, dtype=np.dtype("uint16"), chunks=((1,) * 4, (1,) * 4))
+            for band in window.data_vars.values()
+        ]
+        with pytest.raises(RuntimeError, match="injected failure"):
+            dask.compute(*failing, scheduler="threads")  # first use: imports, connections (not measured)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            baseline = tracemalloc.get_traced_memory()[0]
+            for _ in range(5):
+                with pytest.raises(RuntimeError, match="injected failure") as caught:
+                    dask.compute(*failing, scheduler="threads")
+            assert _live_reads() == 0
+            del caught  # the last exception's traceback holds dask's results of that compute
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - baseline
+        finally:
+            tracemalloc.stop()
+    assert held < 4 * 2**20, f"{held / 2**20:.1f} MiB still held after 5 failed computes"
+
+
 def test_look_ahead_survives_dask_task_fusion():
     """One band reduced: dask fuses read, take and reduce into one task per block and renames
     it; the compute still keeps many requests in flight on 2 threads (not one per thread)."""
