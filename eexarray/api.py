@@ -65,7 +65,7 @@ def open_dataset(
         resolution: CRS units per pixel (degrees in EPSG:4326), or `(x, y)`; exclusive with `scale`
         region: GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326
         grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`resolution`/`region`
-        max_pixels_per_side: largest output grid side, in pixels; also caps request tiles per band at 10^6 x (this / 2^20)^2
+        max_pixels_per_side: largest output grid side in pixels; also caps tiles per band at 10^6 x (this / 2^20)^2
         start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
         end: collections: keep images whose `startTime` is before this date (exclusive)
         filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`

@@ -211,7 +211,7 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "max_pixels_per_side",
         "int | None",
         None,
-        "largest output grid side, in pixels; also caps request tiles per band at 10^6 x (this / 2^20)^2",
+        "largest output grid side in pixels; also caps tiles per band at 10^6 x (this / 2^20)^2",
         "`1048576` (2^20)",
         "pixels",
         cli=CliFlag(type=int, metavar="N"),
