@@ -415,16 +415,16 @@ class OpenOptions:
     region: Bounds | None = None  # west, south, east, north in EPSG:4326
     grid: PixelGrid | None = None
     max_pixels_per_side: int | None = None  # None: MAX_PIXELS_PER_SIDE (see side_limit)
-
-    @property
-    def side_limit(self) -> int:
-        """The largest output grid side accepted, in pixels."""
-        return self.max_pixels_per_side if self.max_pixels_per_side is not None else MAX_PIXELS_PER_SIDE
     start: str | None = None  # RFC 3339, inclusive
     end: str | None = None  # RFC 3339, exclusive
     filter: str | None = None
     mask_and_scale: bool = False
     file_format: str = "NPY"
+
+    @property
+    def side_limit(self) -> int:
+        """The largest output grid side accepted, in pixels."""
+        return self.max_pixels_per_side if self.max_pixels_per_side is not None else MAX_PIXELS_PER_SIDE
 
 
 def parse_bands(bands: Any) -> tuple[str, ...] | None:
