@@ -504,8 +504,8 @@ def _refuse_antimeridian(geometry: dict[str, Any]) -> None:
             raise ValueError(
                 f"region crosses the antimeridian (longitude 180): its edge from longitude {lon1:g} to {lon2:g} "
                 "goes the short way across 180, and the region's bounding box in longitude would be the other "
-                f"{abs(lon2 - lon1):g} degrees of the globe instead. Split it at 180 into one region per side "
-                "(e.g. west part up to 180, east part from -180), open each and concatenate them"
+                f"{abs(lon2 - lon1):g} degrees of the globe instead. Split it at 180 into one region per side"
+                f"{_split_example(edges)}, open each and concatenate them"
             )
     spans = sorted(_part_longitude_spans(geometry))
     if len(spans) > 1 and spans[0][0] <= -180 and max(span[1] for span in spans) >= 180:
@@ -518,6 +518,19 @@ def _refuse_antimeridian(geometry: dict[str, Any]) -> None:
                     "would span the whole globe in longitude. Open each side as its own region and concatenate them"
                 )
             covered_to = max(covered_to, high)
+
+
+def _split_example(edges: list[tuple[tuple[float, float], tuple[float, float]]]) -> str:
+    """`` (e.g. (170, -10, 180, 10) and (-180, -10, -170, 10))``: the two sides' boxes."""
+    points = [point for edge in edges for point in edge]
+    east_of_0 = [lon for lon, _ in points if lon >= 0]
+    west_of_0 = [lon for lon, _ in points if lon < 0]
+    if not east_of_0 or not west_of_0:
+        return ""
+    south, north = min(lat for _, lat in points), max(lat for _, lat in points)
+    return (
+        f" (e.g. ({min(east_of_0):g}, {south:g}, 180, {north:g}) and (-180, {south:g}, {max(west_of_0):g}, {north:g}))"
+    )
 
 
 def _geojson_edges(geometry: dict[str, Any]) -> Iterator[tuple[tuple[float, float], tuple[float, float]]]:
