@@ -479,7 +479,7 @@ def parse_region(region: Any) -> Bounds:
         )
     if west > east and isinstance(region, (tuple, list)):
         raise ValueError(
-            f"region bounds {bounds} are inverted: expected west < east (west, south, east, north); if the box "
+            f"region bounds {bounds} are empty or inverted: expected west < east and south < north; if the box "
             f"is meant to cross the antimeridian (longitude 180), that is not supported: open ({west:g}, {south:g}, "
             f"180, {north:g}) and (-180, {south:g}, {east:g}, {north:g}) separately and concatenate them"
         )
