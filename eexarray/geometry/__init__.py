@@ -7,6 +7,7 @@ build on it, so its behaviour is the single definition of "which pixel is where"
 from eexarray.geometry.crs import (
     METRES_PER_DEGREE,
     InvalidCrsError,
+    crs_as_given,
     crs_equal,
     is_crs_code,
     metres_to_crs_units,
@@ -23,6 +24,7 @@ __all__ = [
     "PartialGrid",
     "PixelGrid",
     "Window",
+    "crs_as_given",
     "crs_equal",
     "is_crs_code",
     "metres_to_crs_units",

@@ -129,6 +129,20 @@ def normalize_crs(value: Any) -> str:
     return _known_code(crs) or _wkt1(crs)
 
 
+def crs_as_given(text: str) -> str:
+    """A CRS string Earth Engine wrote (a grid's ``crsCode``/``crsWkt``, getInfo's ``crs``), kept in its words.
+
+    Codes are checked and spelled canonically (``EPSG:32610``, ``SR-ORG:6974``); WKT is
+    checked and kept verbatim, so requests send back exactly what Earth Engine gave.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidCrsError(f"Unrecognised CRS {text!r}: expected a CRS code or WKT string")
+    if text.strip().upper().startswith(("EPSG:", "SR-ORG:")):
+        return normalize_crs(text)
+    to_pyproj(text)  # raises InvalidCrsError naming the text when PROJ cannot read it
+    return text
+
+
 def _looks_like_wkt(text: str) -> bool:
     """WKT starts with a keyword and a bracket (``PROJCS[``, ``GEOGCRS[``...), unlike PROJ strings or codes."""
     head = text.split("[", 1)[0].split("(", 1)[0].strip()

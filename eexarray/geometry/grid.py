@@ -16,7 +16,7 @@ import numpy as np
 import pyproj
 from affine import Affine
 
-from eexarray.geometry.crs import InvalidCrsError, crs_equal, is_crs_code, normalize_crs, to_pyproj
+from eexarray.geometry.crs import InvalidCrsError, crs_as_given, crs_equal, is_crs_code, normalize_crs, to_pyproj
 from eexarray.geometry.window import Window
 
 # Two transforms whose coefficients differ by less than this fraction of a pixel
@@ -69,10 +69,7 @@ def crs_from_rest(value: dict[str, Any]) -> str | None:
     text = code if code is not None else wkt
     if not isinstance(text, str) or not text.strip():
         raise InvalidGridError(f"crsCode/crsWkt must be a non-empty string, got {text!r}")
-    if code is not None:
-        return normalize_crs(code)
-    to_pyproj(wkt)  # raises InvalidCrsError naming the text when PROJ cannot read it
-    return wkt
+    return normalize_crs(text) if code is not None else crs_as_given(text)
 
 
 def crs_to_rest(crs: str) -> dict[str, str]:

@@ -337,6 +337,11 @@ def test_asset_wkt_goes_back_verbatim(grids_server, sent_grids):
     assert same.v.attrs["native_crs"] == LAEA_WKT1 and same.sizes == {"y": 400, "x": 600}
     same.v[:2, :2].compute()
     assert sent_grids[-1]["crsWkt"] == LAEA_WKT1
+    # A computed image: getInfo's crs is that WKT, and computePixels gets it back verbatim.
+    load = {"functionInvocationValue": {"functionName": "Image.load", "arguments": {"id": {"constantValue": "laea"}}}}
+    computed = eexarray.open_dataset({"result": "0", "values": {"0": load}}, endpoint=grids_server.url)
+    np.testing.assert_array_equal(computed.v.values, np.arange(400 * 600).reshape(400, 600))
+    assert sent_grids[-1]["crsWkt"] == LAEA_WKT1
 
 
 def test_scale_is_metres_in_a_geographic_crs(server):
