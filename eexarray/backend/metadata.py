@@ -241,8 +241,9 @@ def _unit_name(crs: str) -> str:
 def choose_grid(bands: tuple[BandMeta, ...], options: OpenOptions, footprints: list[Footprint]) -> PixelGrid:
     """The output grid: ``grid`` as given, else the native lattice or a crs/scale lattice over the region.
 
-    Grids larger than ``options.side_limit`` are refused here, before anything
-    is allocated, unless they lie on the asset's own lattice within its extent.
+    Grids larger than ``options.side_limit`` (or cut into too many request tiles) are
+    refused here, before anything is allocated, unless they are a window of one image's
+    own grid: that is at most what the asset holds.
     """
     if options.grid is not None:
         check_grid_size(options.grid, bands, options.side_limit, "grid=")
@@ -296,17 +297,18 @@ def choose_grid(bands: tuple[BandMeta, ...], options: OpenOptions, footprints: l
         bounds = native.footprint_bounds(crs)
     if on_native_lattice:
         window = native.window_covering(bounds)
-        if options.region is None or not bounded:
-            grid = native.window(window)
-        else:
-            clipped = window.intersection(Window(0, native.height, 0, native.width))
-            grid = native.window(clipped if clipped is not None else window)
-        if not bounded:  # a lattice without extent (e.g. a composite): the region decides the size
-            check_grid_size(grid, bands, options.side_limit, "region=")
+        image = Window(0, native.height, 0, native.width)
+        if options.region is not None and bounded:
+            window = window.intersection(image) or window
+        grid = native.window(window)
+        if not (bounded and image.contains(window)):
+            # Beyond one image's own grid (a composite's lattice, a collection's union): the region
+            # or the footprints decide the size, so it is capped like any other grid.
+            check_grid_size(grid, bands, options.side_limit, "region=" if options.region else "the footprints")
         _warn_if_degenerate(grid, bounds, options)
         return grid
     size = pixel_size if pixel_size is not None else native_scale
-    _check_size_before_building(bounds, size, crs, bands, options)
+    _check_size_before_building(bounds, size, crs, options)
     grid = PixelGrid.from_bounds(crs, bounds, size)
     check_grid_size(grid, bands, options.side_limit, "scale=/resolution=/region=")
     _warn_if_degenerate(grid, bounds, options)
@@ -326,7 +328,6 @@ def _check_size_before_building(
     bounds: tuple[float, float, float, float],
     size: tuple[float, float],
     crs: str,
-    bands: tuple[BandMeta, ...],
     options: OpenOptions,
 ) -> None:
     """Refuse an oversized grid from its bounds and pixel size, before PixelGrid computes anything."""

@@ -12,7 +12,7 @@ from affine import Affine
 import eexarray
 from eexarray.backend.metadata import MixedGridWarning
 from eexarray.geometry import PixelGrid
-from eexarray.server.images import InMemoryImage, procedural_values
+from eexarray.server.images import InMemoryImage, ProceduralImage, ServerCollection, procedural_values
 
 from .conftest import MIXED_DTYPES, SMALL, UTM
 
@@ -247,8 +247,18 @@ def grids_server(tmp_path_factory):
         tif.write(MODIS_VALUES, 1)
         tif.set_band_description(1, "sur_refl_b01")
     laea = PixelGrid(LAEA_WKT1, Affine(10, 0, -3000, 0, -10, 2000), 600, 400)
+    # Two images 50 km apart on one 10 m lattice: the union of their footprints is 5,600 px wide.
+    west = PixelGrid(UTM, Affine(10, 0, 500000, 0, -10, 4200000), 600, 400)
+    east = PixelGrid(UTM, Affine(10, 0, 550000, 0, -10, 4200000), 600, 400)
     catalog = [
         InMemoryImage("laea", {"v": np.arange(400 * 600, dtype="int32").reshape(400, 600)}, laea),
+        ServerCollection(
+            "apart",
+            [
+                ProceduralImage("apart/a", west, start_time="2020-01-01T00:00:00Z"),
+                ProceduralImage("apart/b", east, start_time="2020-01-02T00:00:00Z"),
+            ],
+        ),
     ]
     with eexarray.serve(root=str(root), catalog=catalog) as running:
         yield running
@@ -415,6 +425,15 @@ def test_max_pixels_per_side_raises_the_cap(server):
 def test_the_native_grid_of_a_huge_asset_is_not_capped(server):
     ds = eexarray.open_dataset("test/huge", endpoint=server.url, max_pixels_per_side=1024)
     assert ds.sizes == {"y": 2**20, "x": 2**20}
+    window = eexarray.open_dataset("test/huge", endpoint=server.url, region=(-123, 30, -122, 40), max_pixels_per_side=8)
+    assert window.sizes["x"] > 8  # a window of the image's own grid: at most what the asset holds
+
+
+def test_a_collection_union_beyond_one_image_is_capped(grids_server):
+    ds = eexarray.open_dataset("apart", endpoint=grids_server.url)
+    assert ds.sizes == {"time": 2, "y": 400, "x": 5600}
+    with pytest.raises(ValueError, match=r"from the footprints is 5,600 x 400 pixels.*max_pixels_per_side=5,000"):
+        eexarray.open_dataset("apart", endpoint=grids_server.url, max_pixels_per_side=5000)
 
 
 def _drop_grid_keys(monkeypatch, *keys):
