@@ -543,12 +543,26 @@ def _geojson_edges(geometry: dict[str, Any]) -> Iterator[tuple[tuple[float, floa
             yield from _geojson_edges(part)
     elif kind in ("LineString", "MultiLineString", "Polygon", "MultiPolygon"):
         depth = {"LineString": 0, "MultiLineString": 1, "Polygon": 1, "MultiPolygon": 2}[kind]
+        expected = {0: "positions", 1: "lists of positions", 2: "lists of lists of positions"}[depth]
         lines = [geometry.get("coordinates") or []]
         for _ in range(depth):
             lines = [line for group in lines for line in group]
         for line in lines:
+            if not isinstance(line, (list, tuple)) or not all(_is_position(p) for p in line):
+                raise ValueError(
+                    f"region GeoJSON {kind} coordinates are nested wrongly: a {kind} holds {expected} "
+                    f"([longitude, latitude]), got {line!r} at that level"
+                )
             points = [(float(p[0]), float(p[1])) for p in line]
             yield from zip(points, points[1:])
+
+
+def _is_position(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) >= 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value[:2])
+    )
 
 
 def _part_longitude_spans(geometry: dict[str, Any]) -> Iterator[tuple[float, float]]:

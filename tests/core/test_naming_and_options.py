@@ -56,6 +56,8 @@ def test_regions():
         ({"type": "Circle", "coordinates": []}, ValueError, "Circle"),
         ({"type": "Polygon", "coordinates": []}, ValueError, "no coordinates"),
         ((1, 2, 3), TypeError, "region must be"),
+        ({"type": "Polygon", "coordinates": [[10, 50], [11, 50], [11, 51]]}, ValueError, "Polygon holds lists of"),
+        ({"type": "MultiPolygon", "coordinates": [[[10, 50], [11, 50], [11, 51]]]}, ValueError, "nested wrongly"),
     ],
 )
 def test_bad_regions(bad, error, message):
