@@ -32,8 +32,10 @@ def open_dataset(
     bands: str | Sequence[str] | None = None,
     crs: str | CRS | None = None,
     scale: float | tuple[float, float] | None = None,
+    resolution: float | tuple[float, float] | None = None,
     region: Sequence[float] | dict[str, Any] | GeometryLike | None = None,
     grid: PixelGrid | dict[str, Any] | None = None,
+    max_pixels_per_side: int | None = None,
     start: str | dt.date | np.datetime64 | None = None,
     end: str | dt.date | np.datetime64 | None = None,
     filter: str | None = None,
@@ -59,9 +61,11 @@ def open_dataset(
             ``None``: lazily indexed numpy arrays, no dask.
         bands: band ids to open, in this order
         crs: output CRS: `"EPSG:32610"`, WKT, or a `pyproj.CRS`
-        scale: CRS units per pixel, or `(x, y)`
+        scale: metres per pixel, or `(x, y)`, as in Earth Engine (in a geographic CRS, degrees = metres / 111319.49)
+        resolution: CRS units per pixel (degrees in EPSG:4326), or `(x, y)`; exclusive with `scale`
         region: GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326
-        grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`region`
+        grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`resolution`/`region`
+        max_pixels_per_side: largest output grid side in pixels; also caps tiles per band at 10^6 x (this / 2^20)^2
         start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
         end: collections: keep images whose `startTime` is before this date (exclusive)
         filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`

@@ -29,7 +29,7 @@ from eexarray.backend.options import (
     parse_options,
     split_options,
 )
-from eexarray.geometry import PixelGrid
+from eexarray.geometry import PartialGrid
 from eexarray.naming import asset_name
 from eexarray.transport import ConnectionConfig, EarthEngineError, RestClient
 from eexarray.transport.api import LIST_PAGE_SIZE, get_asset, list_images
@@ -46,9 +46,9 @@ class BandSummary:
     id: str
     dtype: str
     crs: str
-    scale: tuple[float, float]  # CRS units per pixel along x and y (y < 0: north-up)
-    width: int
-    height: int
+    scale: tuple[float, float] | None  # CRS units per pixel along x and y (y < 0: north-up); None: not reported
+    width: int | None  # None: the grid reports no dimensions (the PixelGrid reference makes them optional)
+    height: int | None
     nodata: tuple[float, ...]
 
 
@@ -77,12 +77,12 @@ class AssetSummary:
 
 
 def _band_summary(band: dict[str, Any]) -> BandSummary:
-    grid = PixelGrid.from_rest(band["grid"])
+    grid = PartialGrid.from_rest(band["grid"])
     return BandSummary(
         id=band["id"],
         dtype=dtype_of(band.get("dataType", {})),
         crs=grid.crs,
-        scale=(float(grid.transform.a), float(grid.transform.e)),
+        scale=(float(grid.transform.a), float(grid.transform.e)) if grid.transform is not None else None,
         width=grid.width,
         height=grid.height,
         nodata=tuple(float(v) for v in band.get("missingData", {}).get("values", [])),
@@ -144,7 +144,7 @@ def summarize_asset(
     ends = [
         image.get("endTime") or image["startTime"] for image in images if image.get("endTime") or image.get("startTime")
     ]
-    crs_counts = Counter(PixelGrid.from_rest(image["bands"][0]["grid"]).crs for image in images if image.get("bands"))
+    crs_counts = Counter(PartialGrid.from_rest(image["bands"][0]["grid"]).crs for image in images if image.get("bands"))
     return AssetSummary(
         name=name,
         id=meta.get("id", name),
@@ -204,8 +204,8 @@ def format_summary(summary: AssetSummary) -> str:
                 band.id,
                 band.dtype,
                 band.crs if len(band.crs) <= 24 else band.crs[:21] + "...",
-                f"{_number(band.scale[0])}, {_number(band.scale[1])}",
-                f"{band.width} x {band.height}",
+                f"{_number(band.scale[0])}, {_number(band.scale[1])}" if band.scale is not None else "not reported",
+                f"{band.width} x {band.height}" if band.width is not None else "not reported",
                 ", ".join(_number(v) for v in band.nodata) or "-",
             ]
             for band in summary.bands

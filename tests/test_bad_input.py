@@ -32,6 +32,23 @@ GRID_BOTH_CRS = {
     "crsCode": "EPSG:32610", "crsWkt": 'PROJCS["x"]', "dimensions": {"width": 4, "height": 4},
     "affineTransform": {"scaleX": 10, "scaleY": -10, "translateX": 500000, "translateY": 4200000},
 }  # fmt: skip
+GRID_ONE_CRS = {
+    "crsCode": "EPSG:32610", "dimensions": {"width": 4, "height": 4},
+    "affineTransform": {"scaleX": 10, "scaleY": -10, "translateX": 500000, "translateY": 4200000},
+}  # fmt: skip
+# A polygon from 170 E to 170 W (20 degrees wide); as a bounding box it would be the other 340 degrees.
+ANTIMERIDIAN_POLYGON = {
+    "type": "Polygon",
+    "coordinates": [[[170, -10], [-170, -10], [-170, 10], [170, 10], [170, -10]]],
+}
+# The same area as RFC 7946 writes it: split into two parts at the antimeridian.
+SPLIT_AT_ANTIMERIDIAN = {
+    "type": "MultiPolygon",
+    "coordinates": [
+        [[[170, -10], [180, -10], [180, 10], [170, 10], [170, -10]]],
+        [[[-180, -10], [-170, -10], [-170, 10], [-180, 10], [-180, -10]]],
+    ],
+}
 
 
 @dataclass
@@ -134,6 +151,101 @@ CASES: list[Case] = [
         [r"\(11\.0, 10\.0, 10\.0, 11\.0\)", "west < east"],
     ),
     ("region-wrong-type", lambda c: c.open(region="california"), TypeError, ["'california'", "GeoJSON geometry dict"]),
+    (
+        "region-polygon-across-antimeridian",
+        lambda c: c.open(region=ANTIMERIDIAN_POLYGON),
+        ValueError,
+        [
+            "crosses the antimeridian",
+            "from longitude 170 to -170",
+            r"Split it at 180.*\(170, -10, 180, 10\) and \(-180, -10, -170, 10\)",
+        ],
+    ),
+    (
+        "region-split-at-antimeridian",
+        lambda c: c.open(region=SPLIT_AT_ANTIMERIDIAN),
+        ValueError,
+        ["touch both longitude -180 and 180", r"gap between them \(from -170 to 170\)", "Open each side"],
+    ),
+    (
+        "region-box-across-antimeridian",
+        lambda c: c.open(region=(170, -10, -170, 10)),
+        ValueError,
+        [r"\(170\.0, -10\.0, -170\.0, 10\.0\)", "west < east", "antimeridian", r"\(170, -10, 180, 10\)"],
+    ),
+    (
+        "scale-and-resolution",
+        lambda c: c.open(scale=10, resolution=0.001),
+        ValueError,
+        ["scale=10", "resolution=0.001", "pass one", "metres"],
+    ),
+    ("resolution-zero", lambda c: c.open(resolution=0), ValueError, ["resolution", "got 0", "CRS units"]),
+    (
+        "resolution-pair-of-three",
+        lambda c: c.open(resolution=(1, 2, 3)),
+        ValueError,
+        [r"resolution must be a number or an \(x, y\) pair", r"\(1, 2, 3\)"],
+    ),
+    (
+        "scale-tiny-grid-too-large",
+        lambda c: c.open(scale=1e-5),
+        ValueError,
+        ["256,000,000 x 128,000,000 pixels", "max_pixels_per_side=1,048,576", "scale=1e-05 is metres"],
+    ),
+    (
+        "resolution-tiny-degrees-too-large",
+        lambda c: c.open(crs="EPSG:4326", resolution=1e-9),
+        ValueError,
+        [r"\d{2},\d{3},\d{3} x \d{2},\d{3},\d{3} pixels", "degree", "resolution=1e-09 is CRS units"],
+    ),
+    (
+        "grid-dict-too-large",
+        lambda c: c.open(grid={**GRID_ONE_CRS, "dimensions": {"width": 2**21, "height": 2}}),
+        ValueError,
+        ["from grid= is 2,097,152 x 2 pixels", "max_pixels_per_side"],
+    ),
+    (
+        "too-many-tiles-per-band",
+        lambda c: c.open("rel/wide", resolution=0.005),
+        ValueError,
+        [r"512,000 x 256,000 pixels, 1030 band", "request tiles", "fewer bands"],
+    ),
+    (
+        "max-pixels-per-side-zero",
+        lambda c: c.open(max_pixels_per_side=0),
+        ValueError,
+        ["max_pixels_per_side", "got 0", "positive integer"],
+    ),
+    (
+        "max-pixels-per-side-text",
+        lambda c: c.open(max_pixels_per_side="big"),
+        ValueError,
+        ["max_pixels_per_side", "'big'", "positive integer"],
+    ),
+    (
+        "crs-unknown-sr-org",
+        lambda c: c.open(crs="SR-ORG:1234", scale=10),
+        ValueError,
+        ["'SR-ORG:1234'", "SR-ORG:6974", "WKT"],
+    ),
+    (
+        "crs-differs-without-scale",
+        lambda c: c.open(crs="EPSG:4326"),
+        ValueError,
+        [r"scale= \(metres per pixel\) or resolution= \(CRS units per pixel\)", "EPSG:4326", "EPSG:32610"],
+    ),
+    (
+        "cli-resolution-not-a-number",
+        lambda c: c.cli("download", SMALL, "-o", str(c.tmp / "x.tif"), "--resolution", "fine", "--endpoint", c.url),
+        CliFailure,
+        ["--resolution 'fine'", "comma-separated list of numbers"],
+    ),
+    (
+        "cli-max-pixels-per-side-not-int",
+        lambda c: c.cli("download", SMALL, "-o", str(c.tmp / "x.tif"), "--max-pixels-per-side", "lots"),
+        CliFailure,
+        ["--max-pixels-per-side", "invalid int value: 'lots'"],
+    ),
     ("region-beyond-180", lambda c: c.open(region=(170, 10, 200, 11)), ValueError, ["200", r"longitude \[-180, 180\]"]),
     (
         "region-not-a-geometry",

@@ -17,7 +17,8 @@ from affine import Affine
 
 from eexarray.backend.metadata import BandMeta, ResolvedAsset, choose_grid
 from eexarray.backend.options import OpenOptions
-from eexarray.geometry import PixelGrid, normalize_crs
+from eexarray.geometry import PixelGrid
+from eexarray.geometry.crs import crs_as_given
 from eexarray.planning import expressions
 from eexarray.transport import RestClient
 from eexarray.transport.api import compute_value
@@ -41,7 +42,7 @@ def dtype_of_info(data_type: dict[str, Any]) -> str:
 def _band(info: dict[str, Any]) -> BandMeta:
     transform = info.get("crs_transform") or [1, 0, 0, 0, 1, 0]
     dimensions = info.get("dimensions")
-    crs = normalize_crs(info.get("crs", "EPSG:4326"))
+    crs = crs_as_given(info.get("crs", "EPSG:4326"))  # sent back as Earth Engine wrote it (SR-ORG:6974, WKT)
     width, height = (int(dimensions[0]), int(dimensions[1])) if dimensions else (1, 1)
     origin = info.get("origin") or [0, 0]
     grid = PixelGrid(crs, Affine(*transform[:6]) * Affine.translation(origin[0], origin[1]), width, height)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from eexarray.backend.options import OpenOptions
-from eexarray.geometry import PixelGrid, Window
+from eexarray.backend.options import MAX_PIXELS_PER_SIDE, OpenOptions
+from eexarray.geometry import PartialGrid, PixelGrid, Window, crs_equal, metres_to_crs_units, to_pyproj
 from eexarray.geometry.grid import transform_bounds
+from eexarray.planning import auto_tile_shape
 from eexarray.progress import track_listing
 from eexarray.transport import RestClient
 from eexarray.transport.api import get_asset, list_images
@@ -28,6 +30,15 @@ class MixedGridWarning(UserWarning):
     """Selected bands have different native grids; the finest was chosen."""
 
 
+class DegenerateGridWarning(UserWarning):
+    """The output grid is less than 2 pixels wide or tall (often: a scale meant in other units)."""
+
+
+# Request tiles per band and image allowed at max_pixels_per_side = 2^20 (scaled with its
+# square): a graph of more is slow to build and plan, and is rarely what was meant.
+MAX_TILES_PER_BAND = 10**6
+
+
 @dataclass(frozen=True)
 class BandMeta:
     id: str
@@ -36,7 +47,8 @@ class BandMeta:
     missing_values: tuple[float, ...]
     pyramiding_policy: str
     data_type: str  # the REST dataType object, as JSON text (attrs must be simple values)
-    bounded: bool = True  # False: a computed band with a lattice but no extent (e.g. a composite)
+    bounded: bool = True  # False: a lattice but no extent (a composite; a stored band without dimensions)
+    has_transform: bool = True  # False: Earth Engine reported no affineTransform (the lattice is unknown)
 
 
 @dataclass(frozen=True)
@@ -78,13 +90,19 @@ def dtype_of(data_type: dict[str, Any]) -> str:
 def _band_meta(band: dict[str, Any]) -> BandMeta:
     data_type = band.get("dataType", {})
     missing = band.get("missingData", {}).get("values", [])
+    # The PixelGrid reference makes dimensions and affineTransform optional: a band without
+    # them keeps a one-pixel placeholder lattice, flagged so choose_grid asks for what is missing.
+    partial = PartialGrid.from_rest(band.get("grid"))
+    complete = partial.complete
     return BandMeta(
         id=band["id"],
         dtype=dtype_of(data_type),
-        grid=PixelGrid.from_rest(band["grid"]),
+        grid=complete if complete is not None else partial.lattice(),
         missing_values=tuple(float(v) for v in missing),
         pyramiding_policy=band.get("pyramidingPolicy", "MEAN"),
         data_type=json.dumps(data_type, sort_keys=True),
+        bounded=partial.has_dimensions and partial.has_transform,
+        has_transform=partial.has_transform,
     )
 
 
@@ -163,8 +181,9 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
     for image in images:
         for band in image.get("bands", [])[:1]:
             if band.get("grid"):
-                band_grid = PixelGrid.from_rest(band["grid"])
-                footprints.append((band_grid.crs, band_grid.bounds))
+                band_grid = PartialGrid.from_rest(band["grid"]).complete
+                if band_grid is not None:  # a grid without dimensions has no footprint
+                    footprints.append((band_grid.crs, band_grid.bounds))
     grid = choose_grid(bands, options, footprints)
     return ResolvedAsset(
         name=name,
@@ -205,26 +224,58 @@ def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def _pixel_size(options: OpenOptions, crs: str) -> tuple[float, float] | None:
+    """The requested pixel size in ``crs`` units: ``resolution`` as given, ``scale`` converted from metres."""
+    if options.resolution is not None:
+        return options.resolution
+    if options.scale is not None:
+        return (metres_to_crs_units(crs, options.scale[0]), metres_to_crs_units(crs, options.scale[1]))
+    return None
+
+
+def _unit_name(crs: str) -> str:
+    axes = to_pyproj(crs).axis_info
+    return axes[0].unit_name if axes and axes[0].unit_name else "CRS units"
+
+
 def choose_grid(bands: tuple[BandMeta, ...], options: OpenOptions, footprints: list[Footprint]) -> PixelGrid:
-    """The output grid: ``grid`` as given, else the native lattice or a crs/scale lattice over the region."""
+    """The output grid: ``grid`` as given, else the native lattice or a crs/scale lattice over the region.
+
+    Grids larger than ``options.side_limit`` (or cut into too many request tiles) are
+    refused here, before anything is allocated, unless they are a window of one image's
+    own grid: that is at most what the asset holds.
+    """
     if options.grid is not None:
+        check_grid_size(options.grid, bands, options.side_limit, "grid=")
         return options.grid
     native = finest_grid(bands)
     bounded = all(band.bounded for band in bands)
+    lattice_known = all(band.has_transform for band in bands)
     if not bounded and options.region is None:
-        raise ValueError(
-            "This computed image has no bounded native grid (e.g. a composite): pass region= (with crs= and "
-            "scale= to choose the lattice) or grid="
-        )
+        raise ValueError(_unbounded_message(bands))
     crs = options.crs or native.crs
+    if crs != native.crs and crs_equal(crs, native.crs):
+        crs = native.crs  # the same CRS: keep the asset's own words (its code or WKT) for requests
     same_crs = crs == native.crs
-    if options.scale is None and not same_crs:
-        raise ValueError(f"scale is required when crs={crs!r} differs from the native CRS {native.crs!r}")
+    pixel_size = _pixel_size(options, crs)
+    if pixel_size is None and not lattice_known:
+        missing = [band.id for band in bands if not band.has_transform]
+        raise ValueError(
+            f"Band(s) {_shorten(missing)} have no affineTransform in their native grid (Earth Engine did not "
+            "report one), so there is no native pixel size: pass scale= (metres per pixel) or resolution= "
+            "(CRS units per pixel), with region=, or a full grid="
+        )
+    if pixel_size is None and not same_crs:
+        raise ValueError(
+            f"scale= (metres per pixel) or resolution= (CRS units per pixel) is required when crs={crs!r} "
+            f"differs from the native CRS {native.crs!r}"
+        )
     native_scale = (abs(native.transform.a), abs(native.transform.e))
     on_native_lattice = (
-        same_crs
+        lattice_known
+        and same_crs
         and native.is_axis_aligned
-        and (options.scale is None or np.allclose(options.scale, native_scale, rtol=1e-9))
+        and (pixel_size is None or np.allclose(pixel_size, native_scale, rtol=1e-9))
     )
     if bounded:
         boxes = [transform_bounds(bounds, source_crs, crs) for source_crs, bounds in footprints] or [
@@ -242,16 +293,97 @@ def choose_grid(bands: tuple[BandMeta, ...], options: OpenOptions, footprints: l
         bounds = extent  # a collection's extent is the union of its images' footprints
     else:
         if on_native_lattice:
-            return native
+            return native  # the asset's own grid: never capped, it is what the asset holds
         bounds = native.footprint_bounds(crs)
     if on_native_lattice:
         window = native.window_covering(bounds)
-        if options.region is None or not bounded:
-            return native.window(window)
-        clipped = window.intersection(Window(0, native.height, 0, native.width))
-        return native.window(clipped if clipped is not None else window)
-    scale = options.scale if options.scale is not None else native_scale
-    return PixelGrid.from_bounds(crs, bounds, scale)
+        image = Window(0, native.height, 0, native.width)
+        if options.region is not None and bounded:
+            window = window.intersection(image) or window
+        grid = native.window(window)
+        if not (bounded and image.contains(window)):
+            # Beyond one image's own grid (a composite's lattice, a collection's union): the region
+            # or the footprints decide the size, so it is capped like any other grid.
+            check_grid_size(grid, bands, options.side_limit, "region=" if options.region else "the footprints")
+        _warn_if_degenerate(grid, bounds, options)
+        return grid
+    size = pixel_size if pixel_size is not None else native_scale
+    _check_size_before_building(bounds, size, crs, options)
+    grid = PixelGrid.from_bounds(crs, bounds, size)
+    check_grid_size(grid, bands, options.side_limit, "scale=/resolution=/region=")
+    _warn_if_degenerate(grid, bounds, options)
+    return grid
+
+
+def _unbounded_message(bands: tuple[BandMeta, ...]) -> str:
+    unbounded = [band.id for band in bands if not band.bounded]
+    return (
+        f"Band(s) {_shorten(unbounded)} have a native grid without an extent (a computed image such as a "
+        "composite, or a stored band whose grid has no dimensions): pass region= (with crs= and scale= or "
+        "resolution= to choose the lattice) or grid="
+    )
+
+
+def _check_size_before_building(
+    bounds: tuple[float, float, float, float],
+    size: tuple[float, float],
+    crs: str,
+    options: OpenOptions,
+) -> None:
+    """Refuse an oversized grid from its bounds and pixel size, before PixelGrid computes anything."""
+    width = math.ceil((bounds[2] - bounds[0]) / size[0])
+    height = math.ceil((bounds[3] - bounds[1]) / size[1])
+    limit = options.side_limit
+    if width > limit or height > limit:
+        units = _unit_name(crs)
+        raise ValueError(
+            f"The output grid would be {width:,} x {height:,} pixels ({size[0]:g} x {size[1]:g} {units} per "
+            f"pixel over a region of {bounds[2] - bounds[0]:g} x {bounds[3] - bounds[1]:g} {units}), more than "
+            f"max_pixels_per_side={limit:,} a side. {_size_hint(options)}or pass max_pixels_per_side= to allow it"
+        )
+
+
+def _size_hint(options: OpenOptions) -> str:
+    if options.scale is not None:
+        return f"scale={options.scale[0]:g} is metres per pixel (Earth Engine's meaning); check it, "
+    if options.resolution is not None:
+        return f"resolution={options.resolution[0]:g} is CRS units per pixel; check it, "
+    return "Pass a smaller region= or a coarser scale=, "
+
+
+def check_grid_size(grid: PixelGrid, bands: tuple[BandMeta, ...], max_pixels_per_side: int, source: str) -> None:
+    """Refuse a grid wider or taller than ``max_pixels_per_side``, or cut into too many request tiles."""
+    if grid.width > max_pixels_per_side or grid.height > max_pixels_per_side:
+        raise ValueError(
+            f"The output grid from {source} is {grid.width:,} x {grid.height:,} pixels, more than "
+            f"max_pixels_per_side={max_pixels_per_side:,} a side; pass max_pixels_per_side= to allow it"
+        )
+    rows, cols = auto_tile_shape(grid.height, grid.width, [band.dtype for band in bands])
+    tiles = math.ceil(grid.height / rows) * math.ceil(grid.width / cols)
+    limit = int(MAX_TILES_PER_BAND * (max_pixels_per_side / MAX_PIXELS_PER_SIDE) ** 2)
+    if tiles > limit:
+        raise ValueError(
+            f"The output grid from {source} ({grid.width:,} x {grid.height:,} pixels, {len(bands)} band(s)) needs "
+            f"{tiles:,} request tiles of {rows} x {cols} pixels per band and image, more than the {limit:,} "
+            f"allowed at max_pixels_per_side={max_pixels_per_side:,}: select fewer bands, a smaller region or a "
+            "coarser scale, or raise max_pixels_per_side"
+        )
+
+
+def _warn_if_degenerate(grid: PixelGrid, bounds: tuple[float, float, float, float], options: OpenOptions) -> None:
+    if grid.width >= 2 and grid.height >= 2:
+        return
+    units = _unit_name(grid.crs)
+    hint = ""
+    if options.scale is not None:
+        hint = " scale= is metres per pixel, as in Earth Engine; for CRS units (e.g. degrees) use resolution=."
+    warnings.warn(
+        f"The output grid is only {grid.width} x {grid.height} pixel(s): the region spans "
+        f"{bounds[2] - bounds[0]:g} x {bounds[3] - bounds[1]:g} {units} and a pixel is "
+        f"{abs(grid.transform.a):g} x {abs(grid.transform.e):g} {units}.{hint}",
+        DegenerateGridWarning,
+        stacklevel=5,
+    )
 
 
 def parse_start_time(text: str | None) -> np.datetime64:

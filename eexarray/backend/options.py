@@ -28,7 +28,7 @@ import functools
 import inspect
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     import argparse
 
 FILE_FORMATS = ("NPY", "GEO_TIFF")
+# The largest output grid side opened by default (2^20 px: 8 MiB of coordinates per axis). A
+# typo in scale (1e-5 instead of 10) otherwise asks for billions of pixels a side and fails
+# much later, out of memory; the cap refuses it at open with the numbers.
+MAX_PIXELS_PER_SIDE = 2**20
 Bounds = tuple[float, float, float, float]
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,14 +96,19 @@ def region_from_text(text: str | None) -> Any:
     return tuple(values)
 
 
-def scale_from_text(text: str | None) -> Any:
-    """``--scale``: one number, or X,Y."""
+def scale_from_text(text: str | None, flag: str = "--scale") -> Any:
+    """``--scale`` (or ``--resolution``): one number, or X,Y."""
     if text is None:
         return None
-    values = _numbers(text, "--scale")
+    values = _numbers(text, flag)
     if len(values) not in (1, 2):
-        raise ValueError(f"--scale {text!r} needs one number or two (x,y)")
+        raise ValueError(f"{flag} {text!r} needs one number or two (x,y)")
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def resolution_from_text(text: str | None) -> Any:
+    """``--resolution``: one number, or X,Y."""
+    return scale_from_text(text, "--resolution")
 
 
 def bands_from_text(values: list[str] | None) -> list[str] | None:
@@ -164,10 +173,19 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "scale",
         "float | tuple[float, float] | None",
         None,
-        "CRS units per pixel, or `(x, y)`",
-        "native scale (required when `crs` differs from the native CRS)",
+        "metres per pixel, or `(x, y)`, as in Earth Engine (in a geographic CRS, degrees = metres / 111319.49)",
+        "native scale (`scale` or `resolution` is required when `crs` differs from the native CRS)",
         "pixels",
-        cli=CliFlag("CRS units per pixel: one number, or X,Y", parse=scale_from_text),
+        cli=CliFlag("metres per pixel, as in Earth Engine: one number, or X,Y", parse=scale_from_text),
+    ),
+    OptionSpec(
+        "resolution",
+        "float | tuple[float, float] | None",
+        None,
+        "CRS units per pixel (degrees in EPSG:4326), or `(x, y)`; exclusive with `scale`",
+        "native resolution",
+        "pixels",
+        cli=CliFlag("CRS units per pixel: one number, or X,Y", parse=resolution_from_text),
     ),
     OptionSpec(
         "region",
@@ -185,9 +203,18 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "grid",
         "PixelGrid | dict[str, Any] | None",
         None,
-        "a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`region`",
-        "from `crs`, `scale` and `region`",
+        "a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`resolution`/`region`",
+        "from `crs`, `scale` (or `resolution`) and `region`",
         "pixels",
+    ),
+    OptionSpec(
+        "max_pixels_per_side",
+        "int | None",
+        None,
+        "largest output grid side in pixels; also caps tiles per band at 10^6 x (this / 2^20)^2",
+        "`1048576` (2^20)",
+        "pixels",
+        cli=CliFlag(type=int, metavar="N"),
     ),
     OptionSpec(
         "start",
@@ -383,14 +410,21 @@ class OpenOptions:
 
     bands: tuple[str, ...] | None = None
     crs: str | None = None
-    scale: tuple[float, float] | None = None
+    scale: tuple[float, float] | None = None  # metres per pixel (Earth Engine's scale), x and y
+    resolution: tuple[float, float] | None = None  # CRS units per pixel, x and y
     region: Bounds | None = None  # west, south, east, north in EPSG:4326
     grid: PixelGrid | None = None
+    max_pixels_per_side: int | None = None  # None: MAX_PIXELS_PER_SIDE (see side_limit)
     start: str | None = None  # RFC 3339, inclusive
     end: str | None = None  # RFC 3339, exclusive
     filter: str | None = None
     mask_and_scale: bool = False
     file_format: str = "NPY"
+
+    @property
+    def side_limit(self) -> int:
+        """The largest output grid side accepted, in pixels."""
+        return self.max_pixels_per_side if self.max_pixels_per_side is not None else MAX_PIXELS_PER_SIDE
 
 
 def parse_bands(bands: Any) -> tuple[str, ...] | None:
@@ -411,13 +445,21 @@ def parse_bands(bands: Any) -> tuple[str, ...] | None:
 
 
 def parse_region(region: Any) -> Bounds:
-    """(west, south, east, north) in EPSG:4326 from a GeoJSON dict, a shapely geometry or a 4-tuple."""
+    """(west, south, east, north) in EPSG:4326 from a GeoJSON dict, a shapely geometry or a 4-tuple.
+
+    A region that crosses the antimeridian is refused: its bounding box in longitude
+    would be the rest of the globe instead (see ``_refuse_antimeridian``).
+    """
     if hasattr(region, "bounds") and hasattr(region, "geom_type"):  # shapely, without importing it
         if region.is_empty:
             raise ValueError(f"region {region!r} is an empty geometry")
         bounds = tuple(float(v) for v in region.bounds)
+        mapping = getattr(region, "__geo_interface__", None)
+        if isinstance(mapping, dict):
+            _refuse_antimeridian(mapping)
     elif isinstance(region, dict):
         bounds = _geojson_bounds(region)
+        _refuse_antimeridian(region)
     elif isinstance(region, (tuple, list)) and len(region) == 4:
         if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in region):
             raise TypeError(f"region bounds must be four numbers (west, south, east, north), got {region!r}")
@@ -435,9 +477,111 @@ def parse_region(region: Any) -> Bounds:
             f"region bounds {bounds} are outside longitude [-180, 180] / latitude [-90, 90]; "
             "regions are given in EPSG:4326 degrees"
         )
+    if west > east and isinstance(region, (tuple, list)):
+        raise ValueError(
+            f"region bounds {bounds} are empty or inverted: expected west < east and south < north; if the box "
+            f"is meant to cross the antimeridian (longitude 180), that is not supported: open ({west:g}, {south:g}, "
+            f"180, {north:g}) and (-180, {south:g}, {east:g}, {north:g}) separately and concatenate them"
+        )
     if west >= east or south >= north:
         raise ValueError(f"region bounds {bounds} are empty or inverted: expected west < east and south < north")
     return bounds  # type: ignore[return-value]
+
+
+def _refuse_antimeridian(geometry: dict[str, Any]) -> None:
+    """Refuse a GeoJSON region that crosses the antimeridian, or is one area split there.
+
+    Its longitudes' bounding box would be the complement of what was meant: a polygon
+    from 170 to -170 would give a grid from -170 to 170, 17 times wider. Earth Engine
+    reads an edge as the shorter way round the globe, so an edge spanning more than 180
+    degrees of longitude crosses 180. RFC 7946 instead splits such geometries into parts
+    touching +180 and -180, whose union box is just as wrong.
+    """
+    edges = list(_geojson_edges(geometry))
+    for (lon1, _), (lon2, _) in edges:
+        # An edge from -180 to 180 joins two names of one meridian (a world box's pole edge): no crossing.
+        if abs(lon2 - lon1) > 180 and not (abs(lon1) == 180 and abs(lon2) == 180):
+            raise ValueError(
+                f"region crosses the antimeridian (longitude 180): its edge from longitude {lon1:g} to {lon2:g} "
+                "goes the short way across 180, and the region's bounding box in longitude would be the other "
+                f"{abs(lon2 - lon1):g} degrees of the globe instead. Split it at 180 into one region per side"
+                f"{_split_example(edges)}, open each and concatenate them"
+            )
+    spans = sorted(_part_longitude_spans(geometry))
+    if len(spans) > 1 and spans[0][0] <= -180 and max(span[1] for span in spans) >= 180:
+        covered_to = spans[0][1]
+        for low, high in spans[1:]:
+            if low > covered_to:
+                raise ValueError(
+                    "region's parts touch both longitude -180 and 180 with a gap between them (from "
+                    f"{covered_to:g} to {low:g}): it is one area split at the antimeridian, and its bounding box "
+                    "would span the whole globe in longitude. Open each side as its own region and concatenate them"
+                )
+            covered_to = max(covered_to, high)
+
+
+def _split_example(edges: list[tuple[tuple[float, float], tuple[float, float]]]) -> str:
+    """`` (e.g. (170, -10, 180, 10) and (-180, -10, -170, 10))``: the two sides' boxes."""
+    points = [point for edge in edges for point in edge]
+    east_of_0 = [lon for lon, _ in points if lon >= 0]
+    west_of_0 = [lon for lon, _ in points if lon < 0]
+    if not east_of_0 or not west_of_0:
+        return ""
+    south, north = min(lat for _, lat in points), max(lat for _, lat in points)
+    return (
+        f" (e.g. ({min(east_of_0):g}, {south:g}, 180, {north:g}) and (-180, {south:g}, {max(west_of_0):g}, {north:g}))"
+    )
+
+
+def _geojson_edges(geometry: dict[str, Any]) -> Iterator[tuple[tuple[float, float], tuple[float, float]]]:
+    """Consecutive position pairs of every line and ring of a GeoJSON geometry (positions already checked)."""
+    kind = geometry.get("type")
+    if kind == "Feature":
+        yield from _geojson_edges(geometry.get("geometry") or {})
+    elif kind == "GeometryCollection":
+        for part in geometry.get("geometries", []):
+            yield from _geojson_edges(part)
+    elif kind in ("LineString", "MultiLineString", "Polygon", "MultiPolygon"):
+        depth = {"LineString": 0, "MultiLineString": 1, "Polygon": 1, "MultiPolygon": 2}[kind]
+        expected = {0: "positions", 1: "lists of positions", 2: "lists of lists of positions"}[depth]
+        lines = [geometry.get("coordinates") or []]
+        for _ in range(depth):
+            lines = [line for group in lines for line in group]
+        for line in lines:
+            if not isinstance(line, (list, tuple)) or not all(_is_position(p) for p in line):
+                raise ValueError(
+                    f"region GeoJSON {kind} coordinates are nested wrongly: a {kind} holds {expected} "
+                    f"([longitude, latitude]), got {line!r} at that level"
+                )
+            points = [(float(p[0]), float(p[1])) for p in line]
+            yield from zip(points, points[1:])
+
+
+def _is_position(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) >= 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value[:2])
+    )
+
+
+def _part_longitude_spans(geometry: dict[str, Any]) -> Iterator[tuple[float, float]]:
+    """(min, max) longitude of each part: polygons of a MultiPolygon, members of a collection..."""
+    kind = geometry.get("type")
+    if kind == "Feature":
+        yield from _part_longitude_spans(geometry.get("geometry") or {})
+    elif kind == "GeometryCollection":
+        for part in geometry.get("geometries", []):
+            yield from _part_longitude_spans(part)
+    elif kind in ("MultiPolygon", "MultiLineString", "MultiPoint"):
+        for coordinates in geometry.get("coordinates") or []:
+            points = _flatten_positions(coordinates)
+            if points:
+                yield (min(p[0] for p in points), max(p[0] for p in points))
+    elif kind in ("Point", "LineString", "Polygon"):
+        points = _flatten_positions(geometry.get("coordinates"))
+        if points:
+            yield (min(p[0] for p in points), max(p[0] for p in points))
 
 
 def _geojson_bounds(geometry: dict[str, Any]) -> Bounds:
@@ -503,10 +647,24 @@ def parse_options(**values: Any) -> OpenOptions:
     if unknown:
         raise TypeError(f"Unknown eexarray option(s) {unknown}; parse_options takes {list(given)}")
     bands, crs, scale, region, grid = given["bands"], given["crs"], given["scale"], given["region"], given["grid"]
+    resolution, max_pixels_per_side = given["resolution"], given["max_pixels_per_side"]
     start, end, filter = given["start"], given["end"], given["filter"]
     mask_and_scale, file_format = given["mask_and_scale"], given["file_format"]
-    if grid is not None and any(v is not None for v in (crs, scale, region)):
-        raise ValueError("grid is exclusive with crs/scale/region: pass either a full grid or crs/scale/region")
+    if grid is not None and any(v is not None for v in (crs, scale, resolution, region)):
+        raise ValueError(
+            "grid is exclusive with crs/scale/resolution/region: pass either a full grid or crs/scale/region"
+        )
+    if scale is not None and resolution is not None:
+        raise ValueError(
+            f"scale={scale!r} and resolution={resolution!r} both give the pixel size: pass one, scale in metres "
+            "(Earth Engine's meaning) or resolution in CRS units"
+        )
+    if max_pixels_per_side is not None and (
+        isinstance(max_pixels_per_side, bool)
+        or not isinstance(max_pixels_per_side, (int, np.integer))
+        or max_pixels_per_side < 1
+    ):
+        raise ValueError(f"max_pixels_per_side must be a positive integer, got {max_pixels_per_side!r}")
     parsed_grid = None
     if grid is not None:
         if isinstance(grid, PixelGrid):
@@ -519,7 +677,8 @@ def parse_options(**values: Any) -> OpenOptions:
                 f"got {grid!r}"
             )
     try:
-        scale_pair = _scale_pair(scale) if scale is not None else None
+        scale_pair = _scale_pair(scale, "scale", "metres") if scale is not None else None
+        resolution_pair = _scale_pair(resolution, "resolution", "CRS units") if resolution is not None else None
     except InvalidGridError as error:
         raise ValueError(str(error)) from None
     start_text, end_text = parse_time(start, "start"), parse_time(end, "end")
@@ -535,8 +694,10 @@ def parse_options(**values: Any) -> OpenOptions:
         bands=parse_bands(bands),
         crs=normalize_crs(crs) if crs is not None else None,
         scale=scale_pair,
+        resolution=resolution_pair,
         region=parse_region(region) if region is not None else None,
         grid=parsed_grid,
+        max_pixels_per_side=int(max_pixels_per_side) if max_pixels_per_side is not None else None,
         start=start_text,
         end=end_text,
         filter=filter,

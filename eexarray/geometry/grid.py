@@ -16,7 +16,7 @@ import numpy as np
 import pyproj
 from affine import Affine
 
-from eexarray.geometry.crs import InvalidCrsError, crs_equal, normalize_crs, to_pyproj
+from eexarray.geometry.crs import InvalidCrsError, crs_as_given, crs_equal, is_crs_code, normalize_crs, to_pyproj
 from eexarray.geometry.window import Window
 
 # Two transforms whose coefficients differ by less than this fraction of a pixel
@@ -56,20 +56,24 @@ def affine_to_rest(transform: Affine) -> dict[str, float]:
 
 
 def crs_from_rest(value: dict[str, Any]) -> str | None:
-    """The CRS of a REST PixelGrid: ``crsCode`` or ``crsWkt`` (never both), or None."""
+    """The CRS of a REST PixelGrid: ``crsCode`` or ``crsWkt`` (never both), or None.
+
+    ``crsWkt`` is kept exactly as given (checked, not re-exported): a grid read from an
+    asset goes back to Earth Engine in the asset's own words.
+    """
     code, wkt = value.get("crsCode"), value.get("crsWkt")
     if code is not None and wkt is not None:
         raise InvalidGridError("A PixelGrid may set crsCode or crsWkt, not both")
     if code is None and wkt is None:
         return None
     text = code if code is not None else wkt
-    if not isinstance(text, str):
-        raise InvalidGridError(f"crsCode/crsWkt must be a string, got {text!r}")
-    return normalize_crs(text)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidGridError(f"crsCode/crsWkt must be a non-empty string, got {text!r}")
+    return normalize_crs(text) if code is not None else crs_as_given(text)
 
 
 def crs_to_rest(crs: str) -> dict[str, str]:
-    return {"crsCode": crs} if crs.upper().startswith("EPSG:") else {"crsWkt": crs}
+    return {"crsCode": crs} if is_crs_code(crs) else {"crsWkt": crs}
 
 
 def dimensions_from_rest(value: Any) -> tuple[int, int]:
@@ -262,20 +266,74 @@ class PixelGrid:
         return Window(row_start, max(row_stop, row_start + 1), col_start, max(col_stop, col_start + 1))
 
 
-def _scale_pair(scale: float | tuple[float, float]) -> tuple[float, float]:
+@dataclass(frozen=True)
+class PartialGrid:
+    """A band's native grid as Earth Engine reports it, parts possibly missing.
+
+    The PixelGrid reference makes ``dimensions`` and ``affineTransform`` optional: a band
+    may give a lattice without an extent, or only a CRS. Such a band opens when the user
+    supplies what is missing (``region=`` for the extent, ``scale=``/``resolution=`` for
+    the lattice).
+    """
+
+    crs: str
+    transform: Affine | None  # None: no affineTransform reported
+    width: int | None  # None (with height): no dimensions reported
+    height: int | None
+
+    @classmethod
+    def from_rest(cls, value: Any) -> PartialGrid:
+        if not isinstance(value, dict):
+            raise InvalidGridError(f"A PixelGrid must be a dict, got {type(value).__name__}")
+        unknown = set(value) - {"dimensions", "affineTransform", "crsCode", "crsWkt"}
+        if unknown:
+            raise InvalidGridError(
+                f"Unknown PixelGrid keys {sorted(unknown)}; valid keys are dimensions, affineTransform, crsCode, crsWkt"
+            )
+        crs = crs_from_rest(value)
+        if crs is None:
+            raise InvalidGridError(f"A band's PixelGrid needs crsCode or crsWkt, got {value!r}")
+        transform = affine_from_rest(value["affineTransform"]) if "affineTransform" in value else None
+        width, height = dimensions_from_rest(value["dimensions"]) if "dimensions" in value else (None, None)
+        return cls(crs, transform, width, height)
+
+    @property
+    def has_transform(self) -> bool:
+        return self.transform is not None
+
+    @property
+    def has_dimensions(self) -> bool:
+        return self.width is not None and self.height is not None
+
+    @property
+    def complete(self) -> PixelGrid | None:
+        """The full grid when nothing is missing, else None."""
+        if self.transform is None or self.width is None or self.height is None:
+            return None
+        return PixelGrid(self.crs, self.transform, self.width, self.height)
+
+    def lattice(self) -> PixelGrid:
+        """A one-pixel grid on this lattice (the identity transform when none was reported)."""
+        return PixelGrid(self.crs, self.transform if self.transform is not None else Affine.identity(), 1, 1)
+
+
+def _scale_pair(
+    scale: float | tuple[float, float], name: str = "scale", units: str = "CRS units"
+) -> tuple[float, float]:
+    """``(x, y)`` pixel sizes from one positive number or a pair (``name``/``units`` word the errors)."""
     if isinstance(scale, (tuple, list)):
         if len(scale) != 2:
-            raise InvalidGridError(f"scale must be a number or an (x, y) pair, got {scale!r}")
+            raise InvalidGridError(f"{name} must be a number or an (x, y) pair, got {scale!r}")
         pair = tuple(scale)
     else:
         pair = (scale, scale)
     result = []
     for value in pair:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise InvalidGridError(f"scale must be a positive number of CRS units per pixel, got {scale!r}")
+            raise InvalidGridError(f"{name} must be a positive number of {units} per pixel, got {scale!r}")
         value = float(value)
         if not math.isfinite(value) or value <= 0:
-            raise InvalidGridError(f"scale must be a positive finite number of CRS units per pixel, got {scale!r}")
+            raise InvalidGridError(f"{name} must be a positive finite number of {units} per pixel, got {scale!r}")
         result.append(value)
     return result[0], result[1]
 

@@ -63,6 +63,33 @@ def test_cli_table_and_json(server, capsys):
     assert document["bands"][1]["scale"] == [10.0, -10.0]
 
 
+def test_band_grids_without_dimensions_or_affine_are_summarised(server, monkeypatch, capsys):
+    """The PixelGrid reference makes both optional; info says "not reported" instead of failing."""
+    from eexarray.server import asset_json
+
+    original = asset_json.band_json
+
+    def band_json(band):
+        result = original(band)
+        result["grid"].pop("dimensions")
+        if band.id == "coarse":
+            result["grid"].pop("affineTransform")
+        return result
+
+    monkeypatch.setattr(asset_json, "band_json", band_json)
+    summary = summarize_asset("test/multigrid", endpoint=server.url)
+    assert [(b.id, b.crs, b.scale, b.width, b.height) for b in summary.bands] == [
+        ("fine", "EPSG:32610", (10.0, -10.0), None, None),
+        ("coarse", "EPSG:32610", None, None, None),
+    ]
+    assert main(["info", "test/multigrid", "--endpoint", server.url]) == 0
+    lines = {
+        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(("fine", "coarse"))
+    }
+    assert "10, -10" in lines["fine"] and "not reported" in lines["fine"]
+    assert lines["coarse"].count("not reported") == 2
+
+
 def test_cli_errors_name_the_problem(server, capsys):
     assert main(["info", "test/none", "--endpoint", server.url]) == 1
     assert 'Asset "projects/earthengine-public/assets/test/none" not found' in capsys.readouterr().err

@@ -7,21 +7,27 @@ import math
 import numpy as np
 import pyproj
 import pytest
+import rasterio.crs
 import rasterio.transform
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eexarray.geometry import (
+    METRES_PER_DEGREE,
     InvalidCrsError,
     InvalidGridError,
+    PartialGrid,
     PixelGrid,
     Window,
+    crs_equal,
+    metres_to_crs_units,
     normalize_crs,
     split_range,
     tile_window,
+    to_pyproj,
 )
-from eexarray.geometry.grid import transform_bounds
+from eexarray.geometry.grid import crs_from_rest, crs_to_rest, transform_bounds
 
 UTM = "EPSG:32610"
 
@@ -52,6 +58,104 @@ class TestCrs:
         with pytest.raises(InvalidCrsError) as info:
             normalize_crs(bad)
         assert repr(bad) in str(info.value) or str(bad) in str(info.value)
+
+
+# SR-ORG:6842 as spatialreference.org publishes it (OSGeo/spatialreference.org, scripts/sr-org.json): WKT1.
+SR_ORG_6842_WKT = (
+    'PROJCS["Sinusoidal",GEOGCS["GCS_Undefined",DATUM["Undefined",SPHEROID["User_Defined_Spheroid",6371007.181,0.0]],'
+    'PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]],PROJECTION["Sinusoidal"],PARAMETER["False_Easting",0.0],'
+    'PARAMETER["False_Northing",0.0],PARAMETER["Central_Meridian",0.0],UNIT["Meter",1.0]]'
+)
+MODIS_PROJ = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+
+
+class TestEarthEngineCrs:
+    """What Earth Engine reports comes back unchanged, and means what Earth Engine means."""
+
+    @pytest.mark.parametrize("code", ["SR-ORG:6974", "SR-ORG:6842", "sr-org:6974"])
+    def test_sr_org_codes_are_kept_and_mean_the_modis_sphere(self, code):
+        assert normalize_crs(code) == code.upper()
+        crs = to_pyproj(code)
+        assert crs == pyproj.CRS.from_wkt(SR_ORG_6842_WKT)
+        assert crs.coordinate_operation.method_name == "Sinusoidal"
+        assert crs.ellipsoid.semi_major_metre == crs.ellipsoid.semi_minor_metre == 6371007.181
+        # The MODIS grid: tile h=18 (of 36) starts at x = 0; one tile is 2 * pi * R / 36 wide.
+        x, _ = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(10.0, 0.0)
+        assert x == pytest.approx(10 / 360 * 2 * math.pi * 6371007.181, abs=1e-6)
+
+    def test_sr_org_codes_travel_as_crs_code(self):
+        assert crs_to_rest("SR-ORG:6974") == {"crsCode": "SR-ORG:6974"}
+        assert crs_from_rest({"crsCode": "SR-ORG:6974"}) == "SR-ORG:6974"
+        g = PixelGrid("SR-ORG:6974", Affine(463.3127165275, 0, -11119505.196, 0, -463.3127165275, 4447802.078), 4, 4)
+        assert g.to_rest()["crsCode"] == "SR-ORG:6974" and "crsWkt" not in g.to_rest()
+        assert crs_equal("SR-ORG:6974", "SR-ORG:6842")
+
+    def test_crs_objects_of_the_modis_sphere_become_sr_org_6974(self):
+        """What the local server reports for a MODIS GeoTIFF, as Earth Engine does."""
+        assert normalize_crs(pyproj.CRS.from_proj4(MODIS_PROJ)) == "SR-ORG:6974"
+        assert normalize_crs(rasterio.crs.CRS.from_wkt(SR_ORG_6842_WKT)) == "SR-ORG:6974"
+        assert normalize_crs(MODIS_PROJ) == "SR-ORG:6974"
+
+    def test_unknown_sr_org_code_names_the_known_ones(self):
+        with pytest.raises(InvalidCrsError, match=r"'SR-ORG:1'.*SR-ORG:6842.*SR-ORG:6974"):
+            normalize_crs("SR-ORG:1")
+
+    def test_asset_wkt_is_kept_verbatim(self):
+        """crsWkt from an asset goes back as given: WKT1, not pyproj's WKT2 re-export nor an EPSG code."""
+        assert crs_from_rest({"crsWkt": SR_ORG_6842_WKT}) == SR_ORG_6842_WKT
+        utm_wkt1 = pyproj.CRS.from_epsg(32610).to_wkt(version="WKT1_GDAL")
+        assert crs_from_rest({"crsWkt": utm_wkt1}) == utm_wkt1
+        rest = {"dimensions": {"width": 2, "height": 2}, "affineTransform": {"scaleX": 1, "scaleY": -1}}
+        assert PixelGrid.from_rest({**rest, "crsWkt": SR_ORG_6842_WKT}).to_rest()["crsWkt"] == SR_ORG_6842_WKT
+        with pytest.raises(InvalidCrsError, match="PROJCS"):
+            crs_from_rest({"crsWkt": 'PROJCS["broken"'})
+
+    def test_user_wkt_text_is_kept_and_crs_objects_become_wkt1(self):
+        assert normalize_crs(SR_ORG_6842_WKT) == SR_ORG_6842_WKT
+        laea = pyproj.CRS.from_proj4("+proj=laea +lat_0=52 +lon_0=10 +x_0=4321000 +y_0=3210000 +ellps=GRS80")
+        assert normalize_crs(laea).startswith("PROJCS[")  # WKT1, as Earth Engine writes it
+
+    def test_metres_convert_as_atscale(self):
+        # The getPixels seed: ee.Projection('EPSG:4326').atScale(10) -> 10 / (2 pi 6378137 / 360) degrees.
+        assert METRES_PER_DEGREE == 2 * math.pi * 6378137 / 360
+        assert metres_to_crs_units("EPSG:4326", 10) == pytest.approx(8.983152841195214e-05, rel=1e-15)
+        assert metres_to_crs_units("EPSG:32610", 10) == 10
+        assert metres_to_crs_units("SR-ORG:6974", 463.3127165275) == 463.3127165275
+        # NAD83 / California zone 3 (ftUS): a US survey foot is 1200/3937 m.
+        assert metres_to_crs_units("EPSG:2227", 30) == pytest.approx(30 / (1200 / 3937), rel=1e-12)
+
+
+class TestPartialGrid:
+    """The PixelGrid reference makes dimensions and affineTransform optional in band grids."""
+
+    AFFINE = {"scaleX": 10, "scaleY": -10, "translateX": 500000, "translateY": 4200000}
+
+    def test_complete_grid(self):
+        partial = PartialGrid.from_rest(grid().to_rest())
+        assert partial.complete == grid() and partial.has_transform and partial.has_dimensions
+
+    def test_without_dimensions(self):
+        partial = PartialGrid.from_rest({"crsCode": UTM, "affineTransform": self.AFFINE})
+        assert partial.complete is None and partial.has_transform and not partial.has_dimensions
+        assert partial.lattice() == PixelGrid(UTM, Affine(10, 0, 500000, 0, -10, 4200000), 1, 1)
+
+    def test_without_affine(self):
+        partial = PartialGrid.from_rest({"crsCode": "SR-ORG:6974", "dimensions": {"width": 3, "height": 2}})
+        assert partial.complete is None and not partial.has_transform
+        assert (partial.crs, partial.width, partial.height) == ("SR-ORG:6974", 3, 2)
+
+    @pytest.mark.parametrize(
+        "bad, message",
+        [
+            ({"affineTransform": AFFINE}, "needs crsCode or crsWkt"),
+            ({"crsCode": UTM, "dims": {}}, "Unknown PixelGrid keys"),
+            ({"crsCode": UTM, "dimensions": {"width": 0, "height": 1}}, "positive integer"),
+            ("EPSG:4326", "must be a dict"),
+        ],
+    )
+    def test_bad_partial_grids(self, bad, message):
+        with pytest.raises(InvalidGridError, match=message):
+            PartialGrid.from_rest(bad)
 
 
 class TestPixelGrid:

@@ -56,6 +56,8 @@ def test_regions():
         ({"type": "Circle", "coordinates": []}, ValueError, "Circle"),
         ({"type": "Polygon", "coordinates": []}, ValueError, "no coordinates"),
         ((1, 2, 3), TypeError, "region must be"),
+        ({"type": "Polygon", "coordinates": [[10, 50], [11, 50], [11, 51]]}, ValueError, "Polygon holds lists of"),
+        ({"type": "MultiPolygon", "coordinates": [[[10, 50], [11, 50], [11, 51]]]}, ValueError, "nested wrongly"),
     ],
 )
 def test_bad_regions(bad, error, message):
@@ -91,3 +93,26 @@ def test_times():
 def test_bad_options(kwargs, error, message):
     with pytest.raises(error, match=message):
         parse_options(**kwargs)
+
+
+def test_antimeridian_regions_are_refused_and_others_kept():
+    crossing = [[170, -10], [-170, -10], [-170, 10], [170, 10], [170, -10]]
+    with pytest.raises(ValueError, match="crosses the antimeridian"):
+        parse_region({"type": "Polygon", "coordinates": [crossing]})
+    with pytest.raises(ValueError, match="crosses the antimeridian"):
+        parse_region({"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[179, 0], [-179, 1]]}})
+    # A world box's edges from -180 to 180 join two names of one meridian: kept.
+    world = [[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]
+    assert parse_region({"type": "Polygon", "coordinates": [world]}) == (-180, -90, 180, 90)
+    # Two parts that touch +180 and -180 but leave no gap (the whole band of latitudes): kept.
+    halves = [
+        [[[-180, 0], [0, 0], [0, 10], [-180, 10], [-180, 0]]],
+        [[[0, 0], [180, 0], [180, 10], [0, 10], [0, 0]]],
+    ]
+    assert parse_region({"type": "MultiPolygon", "coordinates": halves}) == (-180, 0, 180, 10)
+    # Parts far from 180 keep their union box.
+    apart = [[[[10, 0], [11, 0], [11, 1], [10, 0]]], [[[20, 0], [21, 0], [21, 1], [20, 0]]]]
+    assert parse_region({"type": "MultiPolygon", "coordinates": apart}) == (10, 0, 21, 1)
+    shapely = pytest.importorskip("shapely.geometry")
+    with pytest.raises(ValueError, match="crosses the antimeridian"):
+        parse_region(shapely.Polygon(crossing))

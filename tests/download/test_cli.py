@@ -33,7 +33,7 @@ def test_cli_downloads_a_region_of_bands_to_geotiff(server, tmp_path):
         "d,a",
         "--crs",
         "EPSG:4326",
-        "--scale",
+        "--resolution",
         "0.0004",
         region,
         "--endpoint",
@@ -45,7 +45,12 @@ def test_cli_downloads_a_region_of_bands_to_geotiff(server, tmp_path):
     assert result.stdout.strip() == str(out)
     assert "download cli.tif: 100%" in result.stderr and "requests" in result.stderr and "MB/s" in result.stderr
     expected = reference(
-        server, "dl/image", bands=["d", "a"], crs="EPSG:4326", scale=0.0004, region=(-123.05, 37.88, -122.95, 37.93)
+        server,
+        "dl/image",
+        bands=["d", "a"],
+        crs="EPSG:4326",
+        resolution=0.0004,
+        region=(-123.05, 37.88, -122.95, 37.93),
     )
     with rasterio.open(out) as tif:
         assert tif.descriptions == ("d", "a")

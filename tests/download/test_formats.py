@@ -171,7 +171,8 @@ def test_netcdf_of_a_collection_keeps_times_and_image_ids(server, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["GEO_TIFF", "NPY"])
 def test_grid_options_select_the_same_pixels_as_open_dataset(server, tmp_path, fmt):
-    options = {"crs": "EPSG:4326", "scale": 0.0004, "region": (-123.0, 37.9, -122.9, 37.93), "bands": ["d", "a"]}
+    # resolution: degrees per pixel (scale would be metres, as in Earth Engine)
+    options = {"crs": "EPSG:4326", "resolution": 0.0004, "region": (-123.0, 37.9, -122.9, 37.93), "bands": ["d", "a"]}
     expected = reference(server, "dl/image", **options)
     out = fetch(server, "dl/image", tmp_path / f"warped.{fmt}", format=fmt, **options)
     if fmt == "NPY":
