@@ -238,6 +238,12 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
         coords["time"] = ("time", np.array([parse_start_time(t) for t in resolved.start_times], dtype="datetime64[ns]"))
         coords["image_id"] = InMemoryVariable("time", np.array(resolved.image_ids, dtype=object))
     drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
+    clashes = [band.id for band in resolved.bands if band.id in coords and band.id not in drop]
+    if clashes:
+        raise ValueError(
+            f"{resolved.name}: band(s) {clashes} have the name of a coordinate of the Dataset "
+            f"({sorted(coords)}); leave them out with bands=[...] (or xarray.open_dataset's drop_variables={clashes!r})"
+        )
     opened.bands = tuple(index for index, band in enumerate(resolved.bands) if band.id not in drop)
     variables = {}
     for index, band in enumerate(resolved.bands):

@@ -4,14 +4,18 @@ One thread per connection: a delayed request (``latency_ms``) sleeps in its own
 thread and never holds up another; numpy, GDAL, pyproj and zlib release the GIL for
 the heavy parts of a pixel request. See docs/server.md for why this stack.
 
-Per request, in order: count it, read the body (size-capped), check the bearer
-token, check the concurrency cap, draw a fault, handle, sleep the latency, send.
-``/_stats`` and ``/_stats/reset`` bypass all of that; the discovery document is exempt
-from the token and from faults (like the real one, it is public).
+Per request, in order: check the ``Host`` header (on a loopback server), count it,
+read the body (size-capped), check the bearer token, check the concurrency cap, draw a
+fault, handle, sleep the latency, send. ``/_stats`` and ``/_stats/reset`` are only
+checked for the host and the token; the discovery document is exempt from the token and
+from faults (like the real one, it is public). Error bodies never show the root's
+absolute path.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import socket
 import struct
@@ -37,6 +41,10 @@ _CHUNK_LINE_LIMIT = 1024
 # Every socket operation of a connection times out after this long: an idle keep-alive
 # connection, or a client that stops mid request line, headers or body, is closed.
 IDLE_TIMEOUT_SECONDS = 300
+# The names a server bound to a loopback address answers to (with its port): a web page
+# whose own name was re-pointed at 127.0.0.1 (DNS rebinding) sends its name as Host.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+ROOT_PLACEHOLDER = "<root>"
 
 
 class _BodyError(Exception):
@@ -58,6 +66,9 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
         self.dice = FaultDice(options.faults)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.allowed_hosts = _allowed_hosts(self.server_address[0], self.server_address[1])
+        directory = api.catalog.directory
+        self.hidden_paths = list(directory.absolute_paths) if directory is not None else []
 
     @property
     def url(self) -> str:
@@ -85,6 +96,29 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _allowed_hosts(address: Any, port: int) -> frozenset[str] | None:
+    """The accepted ``Host`` values (lower case) when bound to a loopback address, else None (any)."""
+    host = address if isinstance(address, str) else bytes(address).decode("ascii")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return None
+    if not loopback:
+        return None
+    names = {*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host}
+    allowed = {f"{name}:{port}" for name in names}
+    if port == 80:  # the default port may be left out
+        allowed |= names
+    return frozenset(allowed)
+
+
+def hide_paths(text: str, paths: list[str]) -> str:
+    """``text`` with every absolute root path replaced by ``<root>``."""
+    for path in paths:
+        text = text.replace(path, ROOT_PLACEHOLDER)
+    return text
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -117,6 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, http_method: str) -> None:
         server = self.server
         path = self.path.split("?", 1)[0]
+        if not self._host_allowed():
+            return
         if path in ("/_stats", "/_stats/reset"):
             self._serve_stats(http_method, path)
             return
@@ -131,8 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(error_reply(problem.error, method))
             return
-        token = server.options.token
-        if token is not None and method != "discovery" and self.headers.get("Authorization", "") != f"Bearer {token}":
+        if method != "discovery" and not self._token_valid():
             self._send(error_reply(ApiError(401, UNAUTHENTICATED_MESSAGE, "UNAUTHENTICATED"), method))
             return
         if not server.stats.enter(server.options.max_concurrency):
@@ -182,7 +217,32 @@ class _Handler(BaseHTTPRequestHandler):
             logger.error("Internal error on %s %s\n%s", http_method, self.path, traceback.format_exc())
             return error_reply(ApiError(500, f"Internal error: {type(error).__name__}: {error}", "INTERNAL"), method)
 
+    def _host_allowed(self) -> bool:
+        """False (after answering 403) for a ``Host`` a loopback server does not answer to."""
+        allowed = self.server.allowed_hosts
+        host = self.headers.get("Host")
+        # No Host header (HTTP/1.0 clients): not a browser, so not a rebinding attack.
+        if allowed is None or host is None or host.strip().lower() in allowed:
+            return True
+        self.close_connection = True  # the body, if any, is not read
+        names = ", ".join(sorted(allowed))
+        message = (
+            f"Host {host[:200]!r} is not this server's name: a server bound to a loopback address answers "
+            f"only requests for {names} (a defence against DNS rebinding). Serve on another address "
+            "(--host / host=) to answer other names."
+        )
+        self._send(error_reply(ApiError(403, message, "PERMISSION_DENIED"), "other"), count=False)
+        return False
+
+    def _token_valid(self) -> bool:
+        token = self.server.options.token
+        return token is None or self.headers.get("Authorization", "") == f"Bearer {token}"
+
     def _serve_stats(self, http_method: str, path: str) -> None:
+        if not self._token_valid():  # the counters show asset names and request sizes; reset is a write
+            self._read_body_quietly()
+            self._send(error_reply(ApiError(401, UNAUTHENTICATED_MESSAGE, "UNAUTHENTICATED"), "stats"), count=False)
+            return
         if path == "/_stats" and http_method == "GET":
             self._send(json_reply(self.server.stats.snapshot(), "stats"), count=False)
         elif path == "/_stats/reset" and http_method == "POST":
@@ -239,6 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- response ---------------------------------------------------------------------
     def _send(self, reply: Reply, *, truncate: bool = False, count: bool = True) -> None:
+        if reply.status >= 400 and self.server.hidden_paths:
+            reply = self._without_paths(reply)
         if count:
             self.server.stats.count_response(reply.status, len(reply.body))
         try:
@@ -272,6 +334,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _without_paths(self, reply: Reply) -> Reply:
+        """An error reply whose message does not name the root's absolute path (a backstop:
+        errors are written with names relative to the root)."""
+        try:
+            document = json.loads(reply.body)
+            message = document["error"]["message"]
+        except (ValueError, TypeError, KeyError):
+            return reply
+        if not isinstance(message, str):
+            return reply
+        hidden = hide_paths(message, self.server.hidden_paths)
+        if hidden == message:
+            return reply
+        document["error"]["message"] = hidden
+        body = json.dumps(document, separators=(",", ":")).encode()
+        return Reply(reply.status, body, reply.content_type, reply.method, reply.pixel_record, reply.headers)
 
     def _reset(self) -> None:
         """Drop the connection with a TCP reset, without any response."""

@@ -1,0 +1,273 @@
+"""Server hardening of issue 12: odd band names never give a 500, ``/_stats`` needs the token
+(tests/server/test_knobs.py), error bodies hide the root's absolute path, a loopback server
+checks ``Host`` (DNS rebinding), and band ids become safe file names inside per-band zips."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import rasterio
+import requests
+from affine import Affine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import eexarray
+from eexarray.download.names import zip_member_names
+from eexarray.geometry import PixelGrid
+from eexarray.server import InMemoryImage
+from eexarray.transport import EarthEngineRequestError
+from eexarray.transport.decode import decode_geotiff, decode_npy
+
+PUBLIC = "projects/earthengine-public/assets"
+TRANSFORM = Affine(30, 0, 300000, 0, -30, 5000000)
+HEIGHT, WIDTH = 6, 8
+FORMATS = ("NPY", "GEO_TIFF", "ZIPPED_GEO_TIFF", "ZIPPED_GEO_TIFF_PER_BAND", "PNG")
+ODD_NAMES = ["NDVI_é", "波段", "a\x01b", "\n", "../../evil", "a/b", "a_b", "'\"", "\\", "\ud800x", "a\x00b", "é" * 60]
+
+
+def band_values(count: int) -> np.ndarray:
+    return (np.arange(count * HEIGHT * WIDTH) % 251).astype("uint8").reshape(count, HEIGHT, WIDTH)
+
+
+def unencodable_in_a_description(name: str) -> bool:
+    return "\x00" in name or any(0xD800 <= ord(char) <= 0xDFFF for char in name)
+
+
+def safe_member(member: str) -> bool:
+    return "/" not in member and "\\" not in member and not member.startswith(".") and "\x00" not in member
+
+
+@pytest.fixture(scope="module")
+def named_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("names")
+    with eexarray.serve(root) as server:
+        yield root, server
+
+
+_counter = itertools.count()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(
+        st.one_of(st.sampled_from(ODD_NAMES), st.text(min_size=1, max_size=10)), min_size=1, max_size=3, unique=True
+    )
+)
+def test_any_band_names_work_or_get_a_clear_400_never_a_500(named_root, names):
+    root, server = named_root
+    asset = f"img{next(_counter)}"
+    profile = {"driver": "GTiff", "width": WIDTH, "height": HEIGHT, "count": len(names), "dtype": "uint8",
+               "crs": "EPSG:32633", "transform": TRANSFORM}  # fmt: skip
+    values = band_values(len(names))
+    with rasterio.open(root / f"{asset}.tif", "w", **profile) as dataset:
+        dataset.write(values)
+    (root / f"{asset}.json").write_text(json.dumps({"bands": names}), encoding="utf-8")
+    url = f"{server.url}/v1/{PUBLIC}/{asset}"
+    metadata = requests.get(url, timeout=30)
+    assert metadata.status_code == 200
+    assert [band["id"] for band in metadata.json()["bands"]] == names
+    shape = (HEIGHT, WIDTH)
+    dtypes = [np.dtype("uint8")] * len(names)
+    for file_format in FORMATS:
+        response = requests.post(f"{url}:getPixels", json={"fileFormat": file_format, "bandIds": names}, timeout=30)
+        assert response.status_code in (200, 400), (file_format, response.status_code, response.text[:300])
+        if response.status_code == 400:
+            message = response.json()["error"]["message"]
+            if file_format == "PNG":
+                assert len(names) == 2 and "1 or 3 bands" in message
+            else:
+                bad = [name for name in names if unencodable_in_a_description(name)]
+                assert file_format != "NPY" and bad and repr(bad[0]) in message and file_format in message
+            continue
+        assert file_format in ("NPY", "PNG") or not any(map(unencodable_in_a_description, names))
+        if file_format == "NPY":
+            decoded = decode_npy(bytearray(response.content), shape=shape, band_ids=names, dtypes=dtypes)
+        elif file_format == "GEO_TIFF":
+            decoded = decode_geotiff(response.content, shape=shape, band_ids=names, dtypes=dtypes)
+        elif file_format.startswith("ZIPPED"):
+            members = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+            assert all(safe_member(member) and member.startswith(f"{asset}.") for member in members), members
+            assert len(set(members)) == (len(names) if file_format.endswith("PER_BAND") else 1)
+            continue
+        else:
+            assert response.content.startswith(b"\x89PNG")
+            continue
+        for index, name in enumerate(names):
+            assert decoded[name].tolist() == values[index].tolist()
+
+
+def test_odd_band_names_from_a_python_client():
+    """NPY carries any name (format 3.0 header beyond latin-1); a 400 is raised at once, never retried."""
+    grid = PixelGrid("EPSG:32633", TRANSFORM, WIDTH, HEIGHT)
+    values = band_values(4)
+    names = ["NDVI_é", "波段", "a\x01b", "\ud800x"]
+    image = InMemoryImage("odd/names", dict(zip(names, values)), grid)
+    with eexarray.serve(catalog=[image]) as server:
+        ds = eexarray.open_dataset("odd/names", endpoint=server.url).load()
+        assert list(ds.data_vars) == names
+        for index, name in enumerate(names):
+            assert ds[name].values.tolist() == values[index].tolist()
+        server.reset_stats()
+        with pytest.raises(EarthEngineRequestError) as refused:
+            eexarray.open_dataset("odd/names", endpoint=server.url, file_format="GEO_TIFF").load()
+        assert refused.value.status == 400
+        assert "Band id '\\ud800x' cannot be written in a GEO_TIFF band description" in str(refused.value)
+        assert server.stats()["requests"].get("getPixels") == 1  # a 400 is not retried
+        # A band named like a coordinate: a clear error at open, before any pixel request.
+        clash = InMemoryImage("odd/clash", {"y": values[0], "v": values[1]}, grid)
+    with eexarray.serve(catalog=[clash]) as server:
+        with pytest.raises(ValueError, match=r"band\(s\) \['y'\] have the name of a coordinate"):
+            eexarray.open_dataset("odd/clash", endpoint=server.url)
+        assert server.stats()["requests"].get("getPixels", 0) == 0
+        ds = eexarray.open_dataset("odd/clash", endpoint=server.url, bands=["v"]).load()
+        assert ds["v"].values.tolist() == values[1].tolist()
+
+
+def test_band_ids_become_safe_distinct_file_names_in_zips(tmp_path):
+    assert zip_member_names("img", ["../../evil", "a/b", "a_b", "a\\b", "波段"], per_band=True) == [
+        "img..._.._evil.tif",
+        "img.a_b.tif",
+        "img.a_b_2.tif",
+        "img.a_b_3.tif",
+        "img.波段.tif",
+    ]
+    grid = PixelGrid("EPSG:32633", TRANSFORM, WIDTH, HEIGHT)
+    values = band_values(3)
+    image = InMemoryImage("zips/img", dict(zip(["../../evil", "a/b", "a_b"], values)), grid)
+    scratch = tmp_path / "deep" / "er"
+    scratch.mkdir(parents=True)
+    with eexarray.serve(catalog=[image]) as server:
+        output = eexarray.download(
+            "zips/img", scratch / "out.zip", format="ZIPPED_GEO_TIFF_PER_BAND", endpoint=server.url, progress=False
+        )
+        served = requests.post(
+            f"{server.url}/v1/{PUBLIC}/zips/img:getPixels",
+            json={"fileFormat": "ZIPPED_GEO_TIFF_PER_BAND"},
+            timeout=30,
+        )
+    expected = ["img..._.._evil.tif", "img.a_b.tif", "img.a_b_2.tif"]
+    assert zipfile.ZipFile(io.BytesIO(served.content)).namelist() == expected  # the server's zip
+    with zipfile.ZipFile(output) as archive:  # the client's own zip
+        assert archive.namelist() == expected
+        for member, truth in zip(expected, values):
+            with rasterio.open(io.BytesIO(archive.read(member))) as dataset:
+                assert dataset.read(1).tolist() == truth.tolist()
+    assert sorted(os.listdir(tmp_path)) == ["deep"] and not (tmp_path / "evil.tif").exists()
+    assert sorted(os.listdir(scratch)) == ["out.zip"]
+
+
+# -- error bodies and Host -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rooted(tmp_path_factory):
+    base = tmp_path_factory.mktemp("paths")
+    root = base / "root"
+    root.mkdir()
+    (root / "broken.tif").write_bytes(b"II*\x00\x08\x00\x00\x00" + b"\xff" * 50)  # an unreadable IFD
+    (root / "linked").symlink_to(root)  # a second spelling of the root
+    with rasterio.open(root / "ok.tif", "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=TRANSFORM) as dataset:  # fmt: skip
+        dataset.write(np.ones((1, 4, 4), "uint8"))
+    (root / "ok.json").write_text('{"startTime": "2020-01-01T00:00:00Z", "bands": "not a list"}')
+    with eexarray.serve(root / "linked") as server:  # served through the symlink: both spellings hidden
+        yield root, server
+
+
+def test_error_bodies_never_show_the_roots_absolute_path(rooted):
+    root, server = rooted
+    broken = requests.get(f"{server.url}/v1/{PUBLIC}/broken", timeout=30)
+    assert broken.status_code == 400
+    assert "broken.tif is not a readable GeoTIFF: broken.tif: TIFFReadDirectory" in broken.json()["error"]["message"]
+    sidecar = requests.get(f"{server.url}/v1/{PUBLIC}/ok", timeout=30)
+    assert sidecar.status_code == 400 and "Sidecar ok.json: bands must be a list" in sidecar.text
+    for response in (broken, sidecar):
+        assert str(root) not in response.text and str(root.parent) not in response.text
+
+
+def test_the_http_layer_hides_root_paths_in_any_error(rooted, monkeypatch):
+    """The backstop: an error message that does name the root (here a server bug) is rewritten."""
+    root, server = rooted
+
+    def failing(*args, **kwargs):
+        raise OSError(f"cannot read {root}/secret/place.tif nor {root / 'linked'}/x")
+
+    monkeypatch.setattr(type(server._httpd.api.catalog), "get", failing)
+    response = requests.get(f"{server.url}/v1/{PUBLIC}/anything", timeout=30)
+    assert response.status_code == 500
+    assert (
+        response.json()["error"]["message"]
+        == "Internal error: OSError: cannot read <root>/secret/place.tif nor <root>/x"
+    )
+
+
+def raw_request(server, host: str | None, path: str = f"/v1/{PUBLIC}/ok") -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    connection.putrequest("GET", path, skip_host=True)
+    if host is not None:
+        connection.putheader("Host", host)
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    image = InMemoryImage(
+        "h/img", {"v": np.ones((2, 2), "uint8")}, PixelGrid("EPSG:4326", Affine(1, 0, 0, 0, -1, 0), 2, 2)
+    )
+    with eexarray.serve(catalog=[image], token="tok") as server:
+        yield server
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "[::1]", "LOCALHOST", None])
+def test_a_loopback_server_answers_its_own_names(loopback, name):
+    host = None if name is None else f"{name}:{loopback.port}"
+    status, _ = raw_request(loopback, host, "/v1/projects/earthengine-public/assets/h/img")
+    assert status == 401  # past the Host check, stopped by the token
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example:{port}",
+        "evil.example",
+        "127.0.0.1",
+        "localhost:{other}",
+        "127.0.0.1.nip.io:{port}",
+        "localhost.:{port}",
+        "",
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/projects/earthengine-public/assets/h/img", "/_stats", "/$discovery/rest"])
+def test_a_loopback_server_refuses_other_host_names(loopback, host, path):
+    host = host.format(port=loopback.port, other=loopback.port + 1)
+    before = loopback.stats()
+    status, body = raw_request(loopback, host, path)
+    assert status == 403
+    message = json.loads(body)["error"]["message"]
+    assert f"Host {host!r} is not this server's name" in message and "DNS rebinding" in message
+    assert f"localhost:{loopback.port}" in message
+    assert loopback.stats()["requests"] == before["requests"]  # refused before anything else
+
+
+def test_a_server_bound_to_all_addresses_answers_any_host():
+    image = InMemoryImage(
+        "h/img", {"v": np.ones((2, 2), "uint8")}, PixelGrid("EPSG:4326", Affine(1, 0, 0, 0, -1, 0), 2, 2)
+    )
+    with eexarray.serve(catalog=[image], host="0.0.0.0") as server:
+        status, _ = raw_request(
+            server, f"my-machine.example:{server.port}", "/v1/projects/earthengine-public/assets/h/img"
+        )
+        assert status == 200
