@@ -84,20 +84,26 @@ def npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
     return _NPY_V3_PREFIX + struct.pack("<I", length) + encoded + b" " * padding + b"\n"
 
 
+# What GDAL keeps of a band description (its GDAL_METADATA XML): leading whitespace is
+# stripped and C0 control characters other than tab, newline and carriage return dropped.
+_DESCRIPTION_LOSES = re.compile(r"^[ \t\n\r]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def check_description(band_id: str, file_format: str) -> None:
-    """400 for a band id a GeoTIFF band description cannot hold (GDAL writes UTF-8, NUL-terminated)."""
+    """400 for a band id a GeoTIFF band description cannot hold exactly (it would arrive changed)."""
     try:
         band_id.encode("utf-8")
     except UnicodeEncodeError:
-        raise invalid_argument(
-            f"Band id {band_id!r} cannot be written in a {file_format} band description: it holds a lone "
-            "surrogate, which is not UTF-8 text; request NPY or select other bands."
-        ) from None
-    if "\x00" in band_id:
-        raise invalid_argument(
-            f"Band id {band_id!r} cannot be written in a {file_format} band description: it holds a NUL "
-            "character; request NPY or select other bands."
-        )
+        problem = "a lone surrogate, which is not UTF-8 text"
+    else:
+        found = _DESCRIPTION_LOSES.search(band_id)
+        if found is None:
+            return
+        problem = "leading whitespace" if found.start() == 0 and band_id[0] in " \t\n\r" else "a control character"
+    raise invalid_argument(
+        f"Band id {band_id!r} cannot be written in a {file_format} band description: it holds {problem}, "
+        "which GeoTIFF does not keep; request NPY or select other bands."
+    )
 
 
 def encode_geotiff(band_ids: Sequence[str], arrays: Sequence[np.ndarray], grid: PixelGrid) -> bytes:
