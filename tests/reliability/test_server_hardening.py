@@ -295,3 +295,50 @@ def test_a_server_bound_to_all_addresses_answers_any_host():
             server, f"my-machine.example:{server.port}", "/v1/projects/earthengine-public/assets/h/img"
         )
         assert status == 200
+
+
+# -- computed requests -------------------------------------------------------------------------
+
+ALGORITHMS = [
+    (entry["name"].removeprefix("algorithms/"), [argument["argumentName"] for argument in entry.get("arguments", [])])
+    for entry in __import__("eexarray.server.algorithms", fromlist=["x"]).list_algorithms()["algorithms"]
+]
+ATOMS = [None, True, 0, -1, 0.5, 1e308, -1e20, 2**70, "", "x", "B1", "v", "EPSG:4326", [], {}, [1, 2],
+         "2020-01-01", "0999-01-01", "0000-01-01", "test/memory", "test/img", "NDVI_é", "\ud800"]  # fmt: skip
+SMALL_GRID = {"crsCode": "EPSG:4326", "dimensions": {"width": 4, "height": 3},
+              "affineTransform": {"scaleX": 0.001, "shearX": 0, "translateX": -122.4,
+                                  "shearY": 0, "scaleY": -0.001, "translateY": 37.8}}  # fmt: skip
+
+
+def random_node(rng, depth: int = 0) -> dict:
+    """A ValueNode: an invocation of any listed algorithm (arguments random nodes) or a constant."""
+    if depth < 3 and rng.random() < 0.4:
+        name, arguments = rng.choice(ALGORITHMS)
+        chosen = {argument: random_node(rng, depth + 1) for argument in arguments if rng.random() < 0.8}
+        return {"functionInvocationValue": {"functionName": name, "arguments": chosen}}
+    return {"constantValue": rng.choice(ATOMS)}
+
+
+@pytest.fixture(scope="module")
+def compute_server():
+    from tests.server.helpers import standard_catalog
+
+    with eexarray.serve(catalog=standard_catalog()) as server:
+        yield server
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False), file_format=st.sampled_from(["NPY", "GEO_TIFF", "PNG"]))
+def test_random_expressions_never_give_a_500(compute_server, rng, file_format):
+    expression = {"result": "0", "values": {"0": random_node(rng)}}
+    for path, body in (
+        ("/v1/projects/p/value:compute", {"expression": expression}),
+        (
+            "/v1/projects/p/image:computePixels",
+            {"expression": expression, "fileFormat": file_format, "grid": SMALL_GRID},
+        ),
+    ):
+        response = requests.post(compute_server.url + path, json=body, timeout=60)
+        assert response.status_code in (200, 400), (path, response.status_code, response.text[:300], body)
+        if response.status_code == 400:
+            assert response.json()["error"]["message"]
