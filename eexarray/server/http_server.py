@@ -147,6 +147,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve("DELETE")
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The standard library answers a method without a do_ handler (HEAD, OPTIONS, TRACE,
+        # anything) with 501; for this API it is a method not allowed, a 4xx like any other.
+        if code != HTTPStatus.NOT_IMPLEMENTED:
+            super().send_error(code, message, explain)
+            return
+        self.close_connection = True  # the body, if any, is not read
+        message = f"Method {self.command[:40]!r} is not allowed: this server answers GET, POST, PUT, PATCH and DELETE."
+        error = ApiError(405, message, "METHOD_NOT_ALLOWED")
+        self._send(error_reply(error, "other"), count=False, with_body=self.command != "HEAD")
+
     # -- request flow -----------------------------------------------------------------
     def _serve(self, http_method: str) -> None:
         server = self.server
@@ -298,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     # -- response ---------------------------------------------------------------------
-    def _send(self, reply: Reply, *, truncate: bool = False, count: bool = True) -> None:
+    def _send(self, reply: Reply, *, truncate: bool = False, count: bool = True, with_body: bool = True) -> None:
         if reply.status >= 400 and self.server.hidden_paths:
             reply = self._without_paths(reply)
         if count:
@@ -319,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers.append("Connection: close")
         head = ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1")
         body = reply.body[: len(reply.body) // 2] if truncate else reply.body
+        if not with_body:  # a HEAD answer: the headers of the answer, no body
+            body = b""
         try:
             if len(body) <= 65536:
                 self.wfile.write(head + body)

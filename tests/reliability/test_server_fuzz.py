@@ -224,7 +224,7 @@ QUERY = st.lists(
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
     prefix=PREFIXES,
     text=PATH_TEXT,
     suffix=SUFFIXES,

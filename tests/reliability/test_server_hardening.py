@@ -342,3 +342,30 @@ def test_random_expressions_never_give_a_500(compute_server, rng, file_format):
         assert response.status_code in (200, 400), (path, response.status_code, response.text[:300], body)
         if response.status_code == 400:
             assert response.json()["error"]["message"]
+
+
+def raw_exchange(server, request: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection((server.host, server.port), timeout=30) as connection:
+        connection.sendall(request)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "TRACE", "CONNECT", "FOO"])
+def test_methods_the_api_has_not_are_a_405_never_a_501(compute_server, method):
+    path = "/v1/projects/earthengine-public/assets/test/memory"
+    answer = raw_exchange(
+        compute_server, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{compute_server.port}\r\n\r\n".encode()
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ") and b"Connection: close" in head
+    if method == "HEAD":
+        assert body == b""
+    else:
+        error = json.loads(body)["error"]
+        assert error["status"] == "METHOD_NOT_ALLOWED" and f"Method '{method}' is not allowed" in error["message"]
+    assert requests.get(compute_server.url + path, timeout=30).status_code == 200  # still serving
