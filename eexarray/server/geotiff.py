@@ -78,10 +78,13 @@ def read_sidecar(path: str) -> Sidecar:
     for key in ("startTime", "endTime"):
         value = content.get(key)
         try:
+            if value is not None and not isinstance(value, str):
+                raise TypeError(value)  # JSON numbers, lists...: only text is a timestamp here
             times.append(_as_utc(value) if value is not None else None)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: year 0 once in UTC
             raise AssetFileError(
-                f"Sidecar {os.path.basename(path)}: {key} must be an RFC 3339 timestamp, got {value!r}"
+                f"Sidecar {os.path.basename(path)}: {key} must be an RFC 3339 timestamp "
+                f"(0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), got {value!r}"
             ) from None
     properties = content.get("properties", {})
     if not isinstance(properties, dict):

@@ -9,6 +9,7 @@ time coordinate.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -122,3 +123,20 @@ def test_a_collection_from_year_999_opens_with_exact_times(old_server):
 def test_time_filters_before_year_1000_select_the_right_images(old_server, start, end, values):
     ds = eexarray.open_dataset("old/series", endpoint=old_server.url, start=start, end=end)
     assert ds["v"].values[:, 0, 0].tolist() == values
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00+01:00", "999-01-01", "0000-01-01", 17])
+def test_a_sidecar_date_rfc3339_cannot_express_is_a_clear_400(tmp_path, start):
+    import rasterio
+
+    with rasterio.open(tmp_path / "old.tif", "w", driver="GTiff", width=2, height=2, count=1, dtype="uint8",
+                       crs="EPSG:4326", transform=Affine(1, 0, 0, 0, -1, 0)) as dataset:  # fmt: skip
+        dataset.write(np.ones((1, 2, 2), "uint8"))
+    (tmp_path / "old.json").write_text(f'{{"startTime": {json.dumps(start)}}}')
+    with eexarray.serve(tmp_path) as server:
+        response = requests.get(f"{server.url}/v1/projects/earthengine-public/assets/old", timeout=30)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        'Asset "projects/earthengine-public/assets/old" cannot be read: Sidecar old.json: startTime must be an '
+        f"RFC 3339 timestamp (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), got {start!r}"
+    )

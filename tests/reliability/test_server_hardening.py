@@ -369,3 +369,79 @@ def test_methods_the_api_has_not_are_a_405_never_a_501(compute_server, method):
         error = json.loads(body)["error"]
         assert error["status"] == "METHOD_NOT_ALLOWED" and f"Method '{method}' is not allowed" in error["message"]
     assert requests.get(compute_server.url + path, timeout=30).status_code == 200  # still serving
+
+
+SIDECAR_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False),
+        st.text(max_size=12),
+        st.sampled_from(
+            [
+                "2020-01-01T00:00:00Z",
+                "0001-01-01T00:00:00+01:00",
+                "9999-12-31T23:59:59-01:00",
+                "0999-01-01",
+                "2020-13-01",
+                "",
+                "B1",
+            ]
+        ),  # fmt: skip
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+SIDECARS = st.one_of(
+    SIDECAR_VALUES,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "startTime": SIDECAR_VALUES,
+            "endTime": SIDECAR_VALUES,
+            "properties": SIDECAR_VALUES,
+            "bands": st.one_of(SIDECAR_VALUES, st.lists(st.text(max_size=6), max_size=3)),
+            "other": SIDECAR_VALUES,
+        },
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def sidecar_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sidecars")
+    (root / "col").mkdir()
+    (root / "col" / "collection.json").write_text("{}")
+    with eexarray.serve(root) as server:
+        yield root, server
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sidecar=SIDECARS)
+def test_any_sidecar_content_is_served_or_refused_never_a_500(sidecar_root, sidecar):
+    """Root files are the operator's input: a sidecar of any JSON gives a 200 or a 400 naming it."""
+    root, server = sidecar_root
+    asset = f"img{next(_counter)}"
+    with rasterio.open(root / "col" / f"{asset}.tif", "w", driver="GTiff", width=4, height=3, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=TRANSFORM) as dataset:  # fmt: skip
+        dataset.write(np.full((1, 3, 4), 9, "uint8"))
+    (root / "col" / f"{asset}.json").write_text(json.dumps(sidecar))
+    base = f"{server.url}/v1/{PUBLIC}/col"
+    answers = [
+        requests.get(f"{base}/{asset}", timeout=30),
+        requests.post(f"{base}/{asset}:getPixels", json={"fileFormat": "NPY"}, timeout=30),
+        requests.get(f"{base}:listImages", params={"startTime": "0500-01-01T00:00:00Z"}, timeout=30),
+        requests.get(
+            f"{base}:listAssets", params={"filter": 'startTime > "1990-01-01" AND properties.x < 3'}, timeout=30
+        ),
+    ]
+    for response in answers:
+        assert response.status_code in (200, 400), (response.request.url, response.status_code, response.text[:300])
+    if answers[0].status_code == 400:
+        assert f"col/{asset}\" cannot be read: " in answers[0].json()["error"]["message"]
+        assert answers[1].status_code == 400
+    (root / "col" / f"{asset}.json").unlink()  # the listings of later examples list only valid files
+    (root / "col" / f"{asset}.tif").unlink()
