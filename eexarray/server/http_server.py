@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -66,7 +67,7 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
         self.dice = FaultDice(options.faults)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        self.allowed_hosts = _allowed_hosts(self.server_address[0], self.server_address[1])
+        self.allowed_hosts = _allowed_hosts(self.server_address[0])
         directory = api.catalog.directory
         self.hidden_paths = list(directory.absolute_paths) if directory is not None else []
 
@@ -98,8 +99,13 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
                 pass
 
 
-def _allowed_hosts(address: Any, port: int) -> frozenset[str] | None:
-    """The accepted ``Host`` values (lower case) when bound to a loopback address, else None (any)."""
+def _allowed_hosts(address: Any) -> frozenset[str] | None:
+    """The accepted ``Host`` names (lower case) when bound to a loopback address, else None (any).
+
+    Any port is accepted with them: a rebinding page sends its own name, which is never a
+    loopback name, while an SSH tunnel or port forward (``localhost:9000`` to this port)
+    sends a loopback name with another port and must keep working.
+    """
     host = address if isinstance(address, str) else bytes(address).decode("ascii")
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -107,11 +113,17 @@ def _allowed_hosts(address: Any, port: int) -> frozenset[str] | None:
         return None
     if not loopback:
         return None
-    names = {*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host}
-    allowed = {f"{name}:{port}" for name in names}
-    if port == 80:  # the default port may be left out
-        allowed |= names
-    return frozenset(allowed)
+    return frozenset({*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host})
+
+
+# A Host header: a name or a bracketed IPv6 address, then an optional port.
+_HOST_HEADER = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]+)(?::[0-9]{1,5})?")
+
+
+def host_name(header: str) -> str | None:
+    """The lower-case name of a ``Host`` header without its port; None when malformed."""
+    found = _HOST_HEADER.fullmatch(header.strip().lower())
+    return found.group(1) if found else None
 
 
 def hide_paths(text: str, paths: list[str]) -> str:
@@ -233,14 +245,14 @@ class _Handler(BaseHTTPRequestHandler):
         allowed = self.server.allowed_hosts
         host = self.headers.get("Host")
         # No Host header (HTTP/1.0 clients): not a browser, so not a rebinding attack.
-        if allowed is None or host is None or host.strip().lower() in allowed:
+        if allowed is None or host is None or host_name(host) in allowed:
             return True
         self.close_connection = True  # the body, if any, is not read
         names = ", ".join(sorted(allowed))
         message = (
             f"Host {host[:200]!r} is not this server's name: a server bound to a loopback address answers "
-            f"only requests for {names} (a defence against DNS rebinding). Serve on another address "
-            "(--host / host=) to answer other names."
+            f"only requests for {names} (with any port; a defence against DNS rebinding). Serve on another "
+            "address (--host / host=, with --token) to answer other names."
         )
         self._send(error_reply(ApiError(403, message, "PERMISSION_DENIED"), "other"), count=False)
         return False
