@@ -460,3 +460,19 @@ def test_any_sidecar_content_is_served_or_refused_never_a_500(sidecar_root, side
         assert answers[1].status_code == 400
     (root / "col" / f"{asset}.json").unlink()  # the listings of later examples list only valid files
     (root / "col" / f"{asset}.tif").unlink()
+
+
+def test_npy_headers_beyond_latin1_are_numpys_own_format_3():
+    from eexarray.server.encoding import encode_npy
+
+    arrays = [np.arange(6, dtype="uint16").reshape(2, 3), np.ones((2, 3), "float32")]
+    body = bytes(encode_npy(["波段", "NDVI_é"], arrays))
+    loaded = np.load(io.BytesIO(body))
+    assert loaded.dtype.names == ("波段", "NDVI_é") and loaded["波段"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    reference = io.BytesIO()
+    np.lib.format.write_array(reference, np.zeros((2, 3), loaded.dtype), version=(3, 0))
+    header_length = len(body) - 6 * loaded.dtype.itemsize
+    assert body[:header_length] == reference.getvalue()[:header_length]
+    assert header_length % 64 == 0 and body.startswith(b"\x93NUMPY\x03\x00")
+    latin = bytes(encode_npy(["NDVI_é"], arrays[:1]))
+    assert latin.startswith(b"\x93NUMPY\x01\x00")  # format 1.0 whenever the names allow
