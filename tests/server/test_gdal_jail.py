@@ -13,6 +13,7 @@ import io
 import os
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -48,6 +49,13 @@ class RecordingSocket:
         self.port = self.listener.getsockname()[1]
         self.contacts: list[bytes] = []
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def wait_for_contact(self, seconds: float = 10) -> bool:
+        """True once a connection is recorded (by the listener's thread, maybe after the client gave up)."""
+        deadline = time.monotonic() + seconds
+        while not self.contacts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(self.contacts)
 
     def _accept(self) -> None:
         while True:
@@ -139,4 +147,35 @@ def test_zz_the_planted_files_are_live_without_the_jail(planted, jail_server):
         assert dataset.driver == "VRT" and int(dataset.read(1).max()) == SECRET_VALUE
     with pytest.raises(rasterio.errors.RasterioError), rasterio.open(root / "with_mask.tif") as dataset:
         dataset.read(1, masked=True)  # GDAL opens the sibling .msk on its own, which fetches the URL
-    assert listener.contacts and listener.contacts[0].split(b" ", 2)[1] == b"/secret.tif"
+    assert listener.wait_for_contact() and listener.contacts[0].split(b" ", 2)[1] == b"/secret.tif"
+
+
+NETWORK_PATHS = [
+    "/vsicurl/http://127.0.0.1:{port}/{name}.tif",
+    "/vsicurl_streaming/http://127.0.0.1:{port}/{name}.tif",
+    "/vsis3/bucket/{name}.tif",
+    "/vsis3_streaming/bucket/{name}.tif",
+]
+
+
+@pytest.mark.parametrize("template", NETWORK_PATHS, ids=lambda template: template.split("/")[1])
+def test_gdal_under_the_jail_has_no_network(template):
+    """Whatever path reaches GDAL, its network file systems make no connection under the jail."""
+    from eexarray.server.geotiff import open_root_file
+
+    listener = RecordingSocket()
+    s3_here = {"AWS_S3_ENDPOINT": f"127.0.0.1:{listener.port}", "AWS_HTTPS": "NO", "AWS_NO_SIGN_REQUEST": "YES",
+               "AWS_VIRTUAL_HOSTING": "FALSE"}  # fmt: skip
+    with rasterio.Env(**s3_here):
+        with (
+            pytest.raises(rasterio.errors.RasterioError),
+            open_root_file(template.format(port=listener.port, name="jailed")),
+        ):
+            pass
+        assert listener.contacts == []
+        with (
+            pytest.raises(rasterio.errors.RasterioError),
+            rasterio.open(template.format(port=listener.port, name="free")),
+        ):
+            pass  # the same path without the jail: GDAL does connect (the listener hangs up)
+    assert listener.wait_for_contact()
