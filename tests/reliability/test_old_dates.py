@@ -140,3 +140,14 @@ def test_a_sidecar_date_rfc3339_cannot_express_is_a_clear_400(tmp_path, start):
         'Asset "projects/earthengine-public/assets/old" cannot be read: Sidecar old.json: startTime must be an '
         f"RFC 3339 timestamp (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), got {start!r}"
     )
+
+
+def test_a_preview_finds_an_image_from_year_999_by_its_date(old_server):
+    from eexarray.accessor import _image_name
+
+    ds = eexarray.open_dataset("old/series", endpoint=old_server.url)
+    assert _image_name(ds, "0999-03-02") == (
+        "projects/earthengine-public/assets/old/series/0",
+        "old/series/0 (0999-03-01T00:00:00)",
+    )
+    assert _image_name(ds, np.datetime64("1500-05-01"))[0].endswith("old/series/1")
