@@ -164,7 +164,9 @@ def _image_name(ds: xr.Dataset, time: Any) -> tuple[str, str]:
             raise IndexError(f"time={time} is outside the {count} images of this Dataset (0..{count - 1})")
         position = int(time)
     else:
-        position = int(ds.indexes["time"].get_indexer([np.datetime64(time, "ns")], method="nearest")[0])
+        # In the coordinate's own unit: datetime64[ns] would wrap a year-999 time round silently.
+        moment = np.datetime64(time).astype(ds["time"].dtype)
+        position = int(ds.indexes["time"].get_indexer([moment], method="nearest")[0])
     image_id = str(ds["image_id"].values[position])
     return asset_name(image_id), f"{image_id} ({np.datetime_as_string(ds['time'].values[position], unit='s')})"
 

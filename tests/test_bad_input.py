@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 
@@ -284,6 +285,37 @@ CASES: list[Case] = [
     ),
     ("unparseable-date", lambda c: c.open("rel/series", start="yesterday"), ValueError, ["'yesterday'", "ISO 8601"]),
     (
+        "three-digit-year",
+        lambda c: c.open("rel/series", start="999-01-01"),
+        ValueError,
+        ["start='999-01-01'", "four digits", "'0999-06-01'"],
+    ),
+    (
+        "year-zero",
+        lambda c: c.open("rel/series", end="0000-06-01"),
+        ValueError,
+        ["end='0000-06-01'", "0001-01-01 to 9999-12-31 UTC"],
+    ),
+    (
+        "year-zero-in-utc",
+        lambda c: c.open("rel/series", start="0001-01-01T00:00:00+01:00"),
+        ValueError,
+        [r"start='0001-01-01T00:00:00\+01:00' is out of range in UTC"],
+    ),
+    ("nat-date", lambda c: c.open("rel/series", start=np.datetime64("NaT")), ValueError, ["start=NaT is not a date"]),
+    (
+        "datetime64-before-year-1",
+        lambda c: c.open("rel/series", start=np.datetime64("-0100-01-01")),
+        ValueError,
+        ["'-100-01-01'", "out of range", "0001-01-01 to 9999-12-31"],
+    ),
+    (
+        "band-named-like-a-coordinate",
+        lambda c: c.open("rel/clash"),
+        ValueError,
+        [r"band\(s\) \['y'\] have the name of a coordinate", r"bands=\[\.\.\.\]"],
+    ),
+    (
         "dates-on-an-image",
         lambda c: c.open(start="2020-01-01"),
         ValueError,
@@ -443,6 +475,7 @@ def bad_input_server():
     entries = catalog() + [
         procedural_collection("rel/series", SMALL_GRID, 3, dtypes=("uint16",)),
         ProceduralImage("rel/wide", SMALL_GRID.with_dimensions(4, 4), dtypes=("uint8",) * 1030, band_ids=WIDE_BANDS),
+        ProceduralImage("rel/clash", SMALL_GRID.with_dimensions(4, 4), dtypes=("uint8", "uint8"), band_ids=("y", "v")),
     ]
     with eexarray.serve(catalog=entries) as server:
         yield server

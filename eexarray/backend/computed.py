@@ -16,7 +16,7 @@ import numpy as np
 from affine import Affine
 
 from eexarray.backend.metadata import BandMeta, ResolvedAsset, choose_grid
-from eexarray.backend.options import OpenOptions
+from eexarray.backend.options import OpenOptions, rfc3339
 from eexarray.geometry import PixelGrid
 from eexarray.geometry.crs import crs_as_given
 from eexarray.planning import expressions
@@ -61,8 +61,8 @@ def _time(properties: dict[str, Any]) -> str | None:
     start = properties.get("system:time_start")
     if start is None:
         return None
-    moment = dt.datetime.fromtimestamp(float(start) / 1000, tz=dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=float(start))
+    return rfc3339(moment)
 
 
 def resolve_computed(

@@ -17,7 +17,7 @@ from xarray.core import indexing
 
 from eexarray.backend.arrays import ORIGIN, EexarrayBackendArray, EexarrayVariable, Origin, apply_missing, origin_of
 from eexarray.backend.graph import Finish, band_arrays
-from eexarray.backend.metadata import ResolvedAsset, parse_start_time
+from eexarray.backend.metadata import ResolvedAsset, time_coordinate
 from eexarray.backend.options import OpenOptions
 from eexarray.engine.plan import BlockLayout, ReadPlan
 from eexarray.engine.source import PixelSource
@@ -235,9 +235,15 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
         "spatial_ref": ((), np.int64(0), spatial_ref_attrs(grid)),
     }
     if opened.has_time:
-        coords["time"] = ("time", np.array([parse_start_time(t) for t in resolved.start_times], dtype="datetime64[ns]"))
+        coords["time"] = ("time", time_coordinate(resolved.start_times))
         coords["image_id"] = InMemoryVariable("time", np.array(resolved.image_ids, dtype=object))
     drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
+    clashes = [band.id for band in resolved.bands if band.id in coords and band.id not in drop]
+    if clashes:
+        raise ValueError(
+            f"{resolved.name}: band(s) {clashes} have the name of a coordinate of the Dataset "
+            f"({sorted(coords)}); leave them out with bands=[...] (or xarray.open_dataset's drop_variables={clashes!r})"
+        )
     opened.bands = tuple(index for index, band in enumerate(resolved.bands) if band.id not in drop)
     variables = {}
     for index, band in enumerate(resolved.bands):

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,8 +387,23 @@ def _warn_if_degenerate(grid: PixelGrid, bounds: tuple[float, float, float, floa
     )
 
 
+# The span of datetime64[ns] (what pandas and xarray default to); a time outside it does
+# not fit: numpy would wrap it around silently (0999-01-01 becomes 2168-02-09).
+_NS_SPAN = (np.datetime64("1677-09-22", "us"), np.datetime64("2262-04-11", "us"))
+
+
 def parse_start_time(text: str | None) -> np.datetime64:
+    """An image's start time, in microseconds (any year of RFC 3339 fits)."""
     if not text:
-        return np.datetime64("NaT", "ns")
+        return np.datetime64("NaT", "us")
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-    return np.datetime64(moment.replace(tzinfo=None), "ns")
+    return np.datetime64(moment.replace(tzinfo=None), "us")
+
+
+def time_coordinate(texts: Sequence[str | None]) -> np.ndarray:
+    """Start times as datetime64[ns] when they all fit (the usual case), else datetime64[us]."""
+    times = np.array([parse_start_time(text) for text in texts], dtype="datetime64[us]")
+    known = times[~np.isnat(times)]
+    if known.size and (known.min() < _NS_SPAN[0] or known.max() > _NS_SPAN[1]):
+        return times
+    return times.astype("datetime64[ns]")

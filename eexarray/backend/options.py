@@ -28,6 +28,7 @@ import functools
 import inspect
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -614,13 +615,30 @@ def _flatten_positions(coordinates: Any) -> list[list[float]]:
     return positions
 
 
+# Earth Engine dates are RFC 3339: years 0001-9999, always written with four digits.
+_SHORT_YEAR = re.compile(r"^\s*(?:-|0000-|[0-9]{1,3}-)")  # a year RFC 3339 cannot write
+_DATE_RANGE = "dates run from 0001-01-01 to 9999-12-31 UTC, years written with four digits"
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """``0999-06-01T00:00:00.000000Z``: UTC, microseconds, a four-digit year (``strftime("%Y")``
+    writes ``999``, which no RFC 3339 reader accepts)."""
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 def parse_time(value: Any, name: str) -> str | None:
     """An RFC 3339 UTC string from a string, datetime, date or numpy/pandas timestamp."""
     if value is None:
         return None
     original = value
     if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[us]").astype(dt.datetime)
+        if np.isnat(value):
+            raise ValueError(f"{name}=NaT is not a date")
+        converted = value.astype("datetime64[us]").astype(dt.datetime)
+        # numpy gives an int (not a datetime) outside Python's years 1-9999.
+        if not isinstance(converted, dt.datetime):
+            raise ValueError(f"{name}={original!r} is out of range: {_DATE_RANGE}")
+        value = converted
     elif hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
     if isinstance(value, str):
@@ -628,8 +646,10 @@ def parse_time(value: Any, name: str) -> str | None:
         try:
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
+            hint = f" ({_DATE_RANGE}, e.g. '0999-06-01')" if _SHORT_YEAR.match(text) else ""
             raise ValueError(
-                f"{name}={original!r} is not a date: expected ISO 8601 such as '2021-06-01' or '2021-06-01T12:00:00Z'"
+                f"{name}={original!r} is not a date: expected ISO 8601 such as '2021-06-01' or "
+                f"'2021-06-01T12:00:00Z'{hint}"
             ) from None
     elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime(value.year, value.month, value.day)
@@ -637,7 +657,10 @@ def parse_time(value: Any, name: str) -> str | None:
         raise TypeError(f"{name} must be a date string, datetime or numpy.datetime64, got {type(original).__name__}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return rfc3339(value)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise ValueError(f"{name}={original!r} is out of range in UTC: {_DATE_RANGE}") from None
 
 
 def parse_options(**values: Any) -> OpenOptions:

@@ -10,9 +10,14 @@ image by image.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 COMPUTED_NAME = "download"
+# Band names come from the server: in a file name inside a zip (and in the scratch directory
+# the zip is built from) a character outside these becomes "_", so a band "../../x" or
+# "a/b" cannot name a file elsewhere.
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^\w.\-]")
 
 
 def last_segment(asset_id: str) -> str:
@@ -32,7 +37,15 @@ def output_band_names(band_ids: Sequence[str], image_ids: Sequence[str] | None) 
 
 
 def zip_member_names(base: str, band_names: Sequence[str], per_band: bool) -> list[str]:
-    """``<base>.tif`` for one multi-band file, else ``<base>.<band>.tif`` per band."""
+    """``<base>.tif`` for one multi-band file, else ``<base>.<band>.tif`` per band (made safe and distinct)."""
     if not per_band:
         return [f"{base}.tif"]
-    return [f"{base}.{band}.tif" for band in band_names]
+    members: list[str] = []
+    for band in band_names:
+        member = f"{base}.{_UNSAFE_IN_FILE_NAME.sub('_', band)}.tif"
+        stem, number = member[: -len(".tif")], 1
+        while member in members:  # two names made equal by the substitution
+            number += 1
+            member = f"{stem}_{number}.tif"
+        members.append(member)
+    return members

@@ -124,6 +124,9 @@ class DirectoryCatalog:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = os.path.realpath(os.fspath(root))
+        # Both spellings of the root, kept out of every answer (error bodies included).
+        spellings = {self.root, os.path.abspath(os.fspath(root))} - {os.sep}
+        self.absolute_paths = tuple(sorted(spellings, key=len, reverse=True))
         if not os.path.isdir(self.root):
             raise ValueError(f"Catalog root {os.fspath(root)!r} is not a directory")
 

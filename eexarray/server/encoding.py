@@ -8,6 +8,8 @@ has one dtype, so mixed bands are promoted to the smallest type holding them all
 from __future__ import annotations
 
 import io
+import re
+import struct
 import zipfile
 from collections.abc import Sequence
 
@@ -17,6 +19,7 @@ from PIL import Image
 from rasterio.io import MemoryFile
 
 from eexarray.geometry import PixelGrid, to_pyproj
+from eexarray.server.errors import invalid_argument
 
 CONTENT_TYPES = {
     "NPY": "application/octet-stream",
@@ -44,17 +47,63 @@ def encode_npy(band_ids: Sequence[str], arrays: Sequence[np.ndarray]) -> bytearr
     """
     height, width = arrays[0].shape
     dtype = np.dtype([(band_id, array.dtype) for band_id, array in zip(band_ids, arrays)])
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (height, width)}
-    )
-    head = header.getvalue()
+    head = npy_header(dtype, (height, width))
     buffer = bytearray(len(head) + height * width * dtype.itemsize)
     buffer[: len(head)] = head
     record = np.frombuffer(buffer, dtype=dtype, offset=len(head)).reshape(height, width)
     for band_id, array in zip(band_ids, arrays):
         record[band_id] = array
     return buffer
+
+
+# NPY format 3.0 (numpy >= 1.17): a UTF-8 header, its length in 4 bytes, padded to 64 bytes.
+_NPY_V3_PREFIX = b"\x93NUMPY\x03\x00"
+_NPY_ALIGN = 64
+
+
+def npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
+    """The NPY header of a C-order ``shape`` array of ``dtype``.
+
+    Format 1.0 (what every numpy reads) when the field names are latin-1; band ids beyond
+    latin-1 (``波段``) need format 3.0, whose header is UTF-8, written here because numpy
+    only writes it from a whole array.
+    """
+    fields = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    header = io.BytesIO()
+    try:
+        np.lib.format.write_array_header_1_0(header, fields)
+        return header.getvalue()
+    except UnicodeEncodeError:
+        pass
+    # The same dict text numpy writes ({'descr': ..., 'fortran_order': False, 'shape': (h, w), }).
+    text = "{" + "".join(f"{key!r}: {value!r}, " for key, value in fields.items()) + "}"
+    encoded = text.encode("utf-8")
+    fixed = len(_NPY_V3_PREFIX) + 4 + len(encoded) + 1  # + the final newline
+    padding = -fixed % _NPY_ALIGN
+    length = len(encoded) + padding + 1
+    return _NPY_V3_PREFIX + struct.pack("<I", length) + encoded + b" " * padding + b"\n"
+
+
+# What GDAL keeps of a band description (its GDAL_METADATA XML): leading whitespace is
+# stripped and C0 control characters other than tab, newline and carriage return dropped.
+_DESCRIPTION_LOSES = re.compile(r"^[ \t\n\r]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def check_description(band_id: str, file_format: str) -> None:
+    """400 for a band id a GeoTIFF band description cannot hold exactly (it would arrive changed)."""
+    try:
+        band_id.encode("utf-8")
+    except UnicodeEncodeError:
+        problem = "a lone surrogate, which is not UTF-8 text"
+    else:
+        found = _DESCRIPTION_LOSES.search(band_id)
+        if found is None:
+            return
+        problem = "leading whitespace" if found.start() == 0 and band_id[0] in " \t\n\r" else "a control character"
+    raise invalid_argument(
+        f"Band id {band_id!r} cannot be written in a {file_format} band description: it holds {problem}, "
+        "which GeoTIFF does not keep; request NPY or select other bands."
+    )
 
 
 def encode_geotiff(band_ids: Sequence[str], arrays: Sequence[np.ndarray], grid: PixelGrid) -> bytes:
@@ -78,14 +127,32 @@ def encode_geotiff(band_ids: Sequence[str], arrays: Sequence[np.ndarray], grid: 
         return memory.read()
 
 
+# Characters a band id may bring into a file name inside a zip; others become "_" (a band
+# id "../../x" or "a/b" must not make a member that extracts outside its directory).
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^\w.\-]")
+
+
+def zip_member_names(name: str, band_ids: Sequence[str]) -> list[str]:
+    """``<name>.<band>.tif`` per band, the band made safe as a file name and distinct."""
+    members: list[str] = []
+    for band_id in band_ids:
+        member = f"{name}.{_UNSAFE_IN_FILE_NAME.sub('_', band_id)}.tif"
+        stem, number = member[: -len(".tif")], 1
+        while member in members:  # two ids made equal by the substitution
+            number += 1
+            member = f"{stem}_{number}.tif"
+        members.append(member)
+    return members
+
+
 def encode_zipped_geotiff(
     band_ids: Sequence[str], arrays: Sequence[np.ndarray], grid: PixelGrid, name: str, per_band: bool
 ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         if per_band:
-            for band_id, array in zip(band_ids, arrays):
-                archive.writestr(f"{name}.{band_id}.tif", encode_geotiff([band_id], [array], grid))
+            for member, band_id, array in zip(zip_member_names(name, band_ids), band_ids, arrays):
+                archive.writestr(member, encode_geotiff([band_id], [array], grid))
         else:
             archive.writestr(f"{name}.tif", encode_geotiff(band_ids, arrays, grid))
     return buffer.getvalue()

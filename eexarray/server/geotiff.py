@@ -5,25 +5,45 @@
 the ids are the GeoTIFF band descriptions, else ``B1..Bn``. The file's nodata value and
 internal masks are the missing data. Only metadata is kept in memory (so the image
 pickles small for a server process); every read opens the file, which GDAL makes cheap.
+
+The root is a jail for GDAL too, not only for Python's ``open``: files are opened with
+the GTiff driver only (a VRT, or any other format, saved as ``.tif`` is refused: a VRT
+can name any file on the machine or a URL), sibling files GDAL would look for on its own
+(``.ovr``, ``.msk``, ``.aux.xml``: any format, e.g. a VRT) are ignored, and GDAL's
+network file systems (``/vsicurl/``, ``/vsis3/``...) accept no URL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.io
 import rasterio.windows
 
 from eexarray.geometry import PixelGrid, Window, normalize_crs
 from eexarray.server.images import SUPPORTED_DTYPES, BandInfo, ServerImage, _as_utc
 
 SIDECAR_KEYS = ("startTime", "endTime", "properties", "bands")
+# The only driver GDAL may use on a file of the root.
+ROOT_DRIVER = "GTiff"
+# GDAL configuration for every open of a root file (see the module docstring).
+GDAL_JAIL_OPTIONS = {
+    # GDAL assumes the directory holds nothing else: no external overview (.ovr), mask (.msk)
+    # or PAM (.aux.xml) file is opened; those are opened with any driver.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_PAM_ENABLED": "NO",  # nor is an .aux.xml written into the root
+    # /vsicurl/ and the cloud file systems built on it refuse every file name without this
+    # (impossible) extension, before any connection.
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".eexarray-server-makes-no-network-access",
+}
 
 
 class AssetFileError(ValueError):
@@ -58,10 +78,13 @@ def read_sidecar(path: str) -> Sidecar:
     for key in ("startTime", "endTime"):
         value = content.get(key)
         try:
+            if value is not None and not isinstance(value, str):
+                raise TypeError(value)  # JSON numbers, lists...: only text is a timestamp here
             times.append(_as_utc(value) if value is not None else None)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: year 0 once in UTC
             raise AssetFileError(
-                f"Sidecar {os.path.basename(path)}: {key} must be an RFC 3339 timestamp, got {value!r}"
+                f"Sidecar {os.path.basename(path)}: {key} must be an RFC 3339 timestamp "
+                f"(0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), got {value!r}"
             ) from None
     properties = content.get("properties", {})
     if not isinstance(properties, dict):
@@ -88,7 +111,7 @@ class GeoTiffImage(ServerImage):
         self.end_time = _as_utc(self.end_time) or self.start_time
         name = os.path.basename(self.path)
         try:
-            with rasterio.open(self.path) as dataset:
+            with open_root_file(self.path) as dataset:
                 if dataset.crs is None:
                     raise AssetFileError(f"{name} has no CRS: a served GeoTIFF must be georeferenced")
                 grid = PixelGrid(normalize_crs(dataset.crs), dataset.transform, dataset.width, dataset.height)
@@ -96,7 +119,9 @@ class GeoTiffImage(ServerImage):
                 nodata = list(dataset.nodatavals)
                 descriptions = list(dataset.descriptions)
         except rasterio.errors.RasterioError as error:
-            raise AssetFileError(f"{name} is not a readable GeoTIFF: {error}") from None
+            # GDAL's message names the file by its absolute path: never shown to clients.
+            reason = str(error).replace(self.path, name)
+            raise AssetFileError(f"{name} is not a readable GeoTIFF: {reason}") from None
         if self.band_ids is not None:
             band_ids = list(self.band_ids)
             if len(band_ids) != len(dtypes):
@@ -121,9 +146,16 @@ class GeoTiffImage(ServerImage):
 
     def read_bands(self, band_indices: Sequence[int], window: Window) -> list[np.ma.MaskedArray]:
         rio_window = rasterio.windows.Window(window.col_start, window.row_start, window.width, window.height)
-        with rasterio.open(self.path) as dataset:
+        with open_root_file(self.path) as dataset:
             data = dataset.read([index + 1 for index in band_indices], window=rio_window, masked=True)
         return [np.ma.MaskedArray(np.ma.getdata(layer), np.ma.getmaskarray(layer)) for layer in data]
+
+
+@contextlib.contextmanager
+def open_root_file(path: str) -> Iterator[rasterio.io.DatasetReader]:
+    """``path`` opened for reading as a GeoTIFF only, under ``GDAL_JAIL_OPTIONS``."""
+    with rasterio.Env(**GDAL_JAIL_OPTIONS), rasterio.open(path, driver=ROOT_DRIVER) as dataset:
+        yield dataset
 
 
 def load_geotiff(asset_id: str, tif_path: str, sidecar_path: str) -> GeoTiffImage:

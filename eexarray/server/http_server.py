@@ -4,15 +4,20 @@ One thread per connection: a delayed request (``latency_ms``) sleeps in its own
 thread and never holds up another; numpy, GDAL, pyproj and zlib release the GIL for
 the heavy parts of a pixel request. See docs/server.md for why this stack.
 
-Per request, in order: count it, read the body (size-capped), check the bearer
-token, check the concurrency cap, draw a fault, handle, sleep the latency, send.
-``/_stats`` and ``/_stats/reset`` bypass all of that; the discovery document is exempt
-from the token and from faults (like the real one, it is public).
+Per request, in order: check the ``Host`` header (on a loopback server), count it,
+read the body (size-capped), check the bearer token, check the concurrency cap, draw a
+fault, handle, sleep the latency, send. ``/_stats`` and ``/_stats/reset`` are only
+checked for the host and the token; the discovery document is exempt from the token and
+from faults (like the real one, it is public). Error bodies never show the root's
+absolute path.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -37,6 +42,10 @@ _CHUNK_LINE_LIMIT = 1024
 # Every socket operation of a connection times out after this long: an idle keep-alive
 # connection, or a client that stops mid request line, headers or body, is closed.
 IDLE_TIMEOUT_SECONDS = 300
+# The names a server bound to a loopback address answers to (with its port): a web page
+# whose own name was re-pointed at 127.0.0.1 (DNS rebinding) sends its name as Host.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+ROOT_PLACEHOLDER = "<root>"
 
 
 class _BodyError(Exception):
@@ -58,6 +67,9 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
         self.dice = FaultDice(options.faults)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.allowed_hosts = _allowed_hosts(self.server_address[0])
+        directory = api.catalog.directory
+        self.hidden_paths = list(directory.absolute_paths) if directory is not None else []
 
     @property
     def url(self) -> str:
@@ -87,6 +99,40 @@ class EarthEngineHttpServer(ThreadingHTTPServer):
                 pass
 
 
+def _allowed_hosts(address: Any) -> frozenset[str] | None:
+    """The accepted ``Host`` names (lower case) when bound to a loopback address, else None (any).
+
+    Any port is accepted with them: a rebinding page sends its own name, which is never a
+    loopback name, while an SSH tunnel or port forward (``localhost:9000`` to this port)
+    sends a loopback name with another port and must keep working.
+    """
+    host = address if isinstance(address, str) else bytes(address).decode("ascii")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return None
+    if not loopback:
+        return None
+    return frozenset({*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host})
+
+
+# A Host header: a name or a bracketed IPv6 address, then an optional port.
+_HOST_HEADER = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]+)(?::[0-9]{1,5})?")
+
+
+def host_name(header: str) -> str | None:
+    """The lower-case name of a ``Host`` header without its port; None when malformed."""
+    found = _HOST_HEADER.fullmatch(header.strip().lower())
+    return found.group(1) if found else None
+
+
+def hide_paths(text: str, paths: list[str]) -> str:
+    """``text`` with every absolute root path replaced by ``<root>``."""
+    for path in paths:
+        text = text.replace(path, ROOT_PLACEHOLDER)
+    return text
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -113,10 +159,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve("DELETE")
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The standard library answers a method without a do_ handler (HEAD, OPTIONS, TRACE,
+        # anything) with 501; for this API it is a method not allowed, a 4xx like any other.
+        if code != HTTPStatus.NOT_IMPLEMENTED:
+            super().send_error(code, message, explain)
+            return
+        self.close_connection = True  # the body, if any, is not read
+        message = f"Method {self.command[:40]!r} is not allowed: this server answers GET, POST, PUT, PATCH and DELETE."
+        error = ApiError(405, message, "METHOD_NOT_ALLOWED")
+        self._send(error_reply(error, "other"), count=False, with_body=self.command != "HEAD")
+
     # -- request flow -----------------------------------------------------------------
     def _serve(self, http_method: str) -> None:
         server = self.server
         path = self.path.split("?", 1)[0]
+        if not self._host_allowed():
+            return
         if path in ("/_stats", "/_stats/reset"):
             self._serve_stats(http_method, path)
             return
@@ -131,8 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(error_reply(problem.error, method))
             return
-        token = server.options.token
-        if token is not None and method != "discovery" and self.headers.get("Authorization", "") != f"Bearer {token}":
+        if method != "discovery" and not self._token_valid():
             self._send(error_reply(ApiError(401, UNAUTHENTICATED_MESSAGE, "UNAUTHENTICATED"), method))
             return
         if not server.stats.enter(server.options.max_concurrency):
@@ -182,7 +240,32 @@ class _Handler(BaseHTTPRequestHandler):
             logger.error("Internal error on %s %s\n%s", http_method, self.path, traceback.format_exc())
             return error_reply(ApiError(500, f"Internal error: {type(error).__name__}: {error}", "INTERNAL"), method)
 
+    def _host_allowed(self) -> bool:
+        """False (after answering 403) for a ``Host`` a loopback server does not answer to."""
+        allowed = self.server.allowed_hosts
+        host = self.headers.get("Host")
+        # No Host header (HTTP/1.0 clients): not a browser, so not a rebinding attack.
+        if allowed is None or host is None or host_name(host) in allowed:
+            return True
+        self.close_connection = True  # the body, if any, is not read
+        names = ", ".join(sorted(allowed))
+        message = (
+            f"Host {host[:200]!r} is not this server's name: a server bound to a loopback address answers "
+            f"only requests for {names} (with any port; a defence against DNS rebinding). Serve on another "
+            "address (--host / host=, with --token) to answer other names."
+        )
+        self._send(error_reply(ApiError(403, message, "PERMISSION_DENIED"), "other"), count=False)
+        return False
+
+    def _token_valid(self) -> bool:
+        token = self.server.options.token
+        return token is None or self.headers.get("Authorization", "") == f"Bearer {token}"
+
     def _serve_stats(self, http_method: str, path: str) -> None:
+        if not self._token_valid():  # the counters show asset names and request sizes; reset is a write
+            self._read_body_quietly()
+            self._send(error_reply(ApiError(401, UNAUTHENTICATED_MESSAGE, "UNAUTHENTICATED"), "stats"), count=False)
+            return
         if path == "/_stats" and http_method == "GET":
             self._send(json_reply(self.server.stats.snapshot(), "stats"), count=False)
         elif path == "/_stats/reset" and http_method == "POST":
@@ -238,7 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     # -- response ---------------------------------------------------------------------
-    def _send(self, reply: Reply, *, truncate: bool = False, count: bool = True) -> None:
+    def _send(self, reply: Reply, *, truncate: bool = False, count: bool = True, with_body: bool = True) -> None:
+        if reply.status >= 400 and self.server.hidden_paths:
+            reply = self._without_paths(reply)
         if count:
             self.server.stats.count_response(reply.status, len(reply.body))
         try:
@@ -257,6 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers.append("Connection: close")
         head = ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1")
         body = reply.body[: len(reply.body) // 2] if truncate else reply.body
+        if not with_body:  # a HEAD answer: the headers of the answer, no body
+            body = b""
         try:
             if len(body) <= 65536:
                 self.wfile.write(head + body)
@@ -272,6 +359,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _without_paths(self, reply: Reply) -> Reply:
+        """An error reply whose message does not name the root's absolute path (a backstop:
+        errors are written with names relative to the root)."""
+        try:
+            document = json.loads(reply.body)
+            message = document["error"]["message"]
+        except (ValueError, TypeError, KeyError):
+            return reply
+        if not isinstance(message, str):
+            return reply
+        hidden = hide_paths(message, self.server.hidden_paths)
+        if hidden == message:
+            return reply
+        document["error"]["message"] = hidden
+        body = json.dumps(document, separators=(",", ":")).encode()
+        return Reply(reply.status, body, reply.content_type, reply.method, reply.pixel_record, reply.headers)
 
     def _reset(self) -> None:
         """Drop the connection with a TCP reset, without any response."""

@@ -62,8 +62,10 @@ class Server:
         thread: threading.Thread | None = None,
         process: Any = None,
         connection: Any = None,
+        token: str | None = None,
     ):
         self.url = url
+        self._token = token  # /_stats needs it too when set; never in the repr
         self._httpd = httpd
         self._thread = thread
         self._process = process
@@ -87,7 +89,8 @@ class Server:
         """The ``GET /_stats`` document."""
         if self._httpd is not None:
             return self._httpd.stats.snapshot()
-        with urllib.request.urlopen(self.url + "/_stats", timeout=30) as response:
+        request = urllib.request.Request(self.url + "/_stats", headers=self._authorization())
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
     def reset_stats(self) -> None:
@@ -95,9 +98,14 @@ class Server:
         if self._httpd is not None:
             self._httpd.stats.reset()
             return
-        request = urllib.request.Request(self.url + "/_stats/reset", data=b"", method="POST")
+        request = urllib.request.Request(
+            self.url + "/_stats/reset", data=b"", method="POST", headers=self._authorization()
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
+
+    def _authorization(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token is not None else {}
 
     def stop(self) -> None:
         """Stop serving, close open connections and free the port (idempotent)."""
@@ -183,7 +191,7 @@ def _start_process(config: ServeConfig) -> Server:
     if kind == "error":
         process.join(timeout=5)
         raise RuntimeError(f"The server process failed to start: {value}")
-    return Server(value, process=process, connection=parent_end)
+    return Server(value, process=process, connection=parent_end, token=config.options.token)
 
 
 def serve(

@@ -9,6 +9,7 @@ import numpy as np
 
 from eexarray.server.encoding import (
     CONTENT_TYPES,
+    check_description,
     encode_geotiff,
     encode_npy,
     encode_picture,
@@ -51,6 +52,9 @@ def encode_bands(
         arrays, output_ids = channels, list(VIS_BAND_IDS)
     else:
         arrays, output_ids = [filled(band) for band in bands], band_ids
+    if file_format != "NPY":
+        for band_id in output_ids:  # before any encoding work
+            check_description(band_id, file_format)
     if file_format == "NPY":
         data = encode_npy(output_ids, arrays)
     elif file_format == "GEO_TIFF":

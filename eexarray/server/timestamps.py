@@ -9,8 +9,9 @@ from eexarray.server.errors import invalid_argument
 
 def format_time(value: dt.datetime) -> str:
     """``2020-01-01T00:00:00Z``, with fractional seconds only when there are some."""
-    value = value.astimezone(dt.timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    # isoformat, not strftime("%Y"): that writes year 999 as "999", which is not RFC 3339.
+    text = value.isoformat(timespec="seconds")
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     return text + "Z"
@@ -27,8 +28,12 @@ def parse_time(text: str, what: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(cleaned)
     except ValueError:
         raise invalid_argument(
-            f"{what} must be an RFC 3339 timestamp such as 2020-01-01T00:00:00Z, got {text!r}"
+            f"{what} must be an RFC 3339 timestamp such as 2020-01-01T00:00:00Z (years 0001-9999, four digits), "
+            f"got {text!r}"
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise invalid_argument(f"{what} {text!r} is before 0001-01-01T00:00:00Z in UTC") from None

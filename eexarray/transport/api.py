@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eexarray.geometry import PixelGrid
-from eexarray.transport.decode import DECODERS
+from eexarray.transport.decode import BODY_SLACK_BYTES, DECODERS, max_body_bytes
 from eexarray.transport.errors import CorruptResponseError
 from eexarray.transport.http import RestClient
 
@@ -61,6 +61,7 @@ def compute_pixels(
         body,
         lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
         what=what or f"computePixels of {len(band_ids)} bands, {grid.width}x{grid.height} px",
+        max_bytes=max_body_bytes(file_format, shape, band_ids),
     )
 
 
@@ -86,6 +87,7 @@ def get_pixels(
         body,
         lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
         what=what,
+        max_bytes=max_body_bytes(file_format, shape, band_ids),
     )
 
 
@@ -109,4 +111,6 @@ def get_pixels_png(
         "visualizationOptions": visualization,
     }
     what = f"PNG preview of {name} bands {list(band_ids)} ({grid.width}x{grid.height} px)"
-    return client.post_bytes(f"{name}:getPixels", body, _check_png, what=what)
+    # RGBA, a filter byte per row, and deflate's worst case (stored blocks) within the slack.
+    most = grid.height * (4 * grid.width + 1) + BODY_SLACK_BYTES
+    return client.post_bytes(f"{name}:getPixels", body, _check_png, what=what, max_bytes=most)

@@ -243,10 +243,25 @@ def decode_npy(
     return result
 
 
+def _check_descriptions(descriptions: Sequence[str | None], band_ids: Sequence[str]) -> None:
+    """Bands are matched by description, not trusted by position.
+
+    A GeoTIFF whose bands all lack a description cannot be checked and is read in
+    request order; any description present means all must equal the requested ids, in order.
+    """
+    if not any(descriptions):
+        return
+    if list(descriptions) != list(band_ids):
+        raise CorruptResponseError(
+            f"GeoTIFF band descriptions {list(descriptions)} do not match the requested bands {list(band_ids)} "
+            "(same ids, same order)"
+        )
+
+
 def decode_geotiff(
     content: bytes | bytearray, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
-    """A GeoTIFF body -> one 2-D array per band (bands in request order)."""
+    """A GeoTIFF body -> one 2-D array per band (bands in request order, checked by description)."""
     from rasterio.errors import RasterioError
     from rasterio.io import MemoryFile
 
@@ -254,12 +269,14 @@ def decode_geotiff(
         raise CorruptResponseError(f"not a TIFF body (starts with {bytes(content[:16])!r})")
     try:
         # rasterio's MemoryFile takes bytes only (the transport reads into a bytearray).
-        with MemoryFile(bytes(content)) as memory, memory.open() as dataset:
+        # GTiff only: a body in another format (a VRT names other files) is not opened.
+        with MemoryFile(bytes(content)) as memory, memory.open(driver="GTiff") as dataset:
             if dataset.count != len(band_ids) or (dataset.height, dataset.width) != tuple(shape):
                 raise CorruptResponseError(
                     f"GeoTIFF holds {dataset.count} bands of {dataset.height}x{dataset.width}, "
                     f"expected {len(band_ids)} of {shape[0]}x{shape[1]}"
                 )
+            _check_descriptions(dataset.descriptions, band_ids)
             stack = dataset.read()
     except CorruptResponseError:
         raise
@@ -282,3 +299,24 @@ def decode_geotiff(
 
 
 DECODERS = {"NPY": decode_npy, "GEO_TIFF": decode_geotiff}
+
+# Room a body may take beyond its pixels: headers, TIFF tags and strip tables, GeoKeys, WKT.
+BODY_SLACK_BYTES = 2**20
+# Widest pixel a GeoTIFF may carry for any requested dtype (bands promoted to one type).
+_WIDEST_GEOTIFF_PIXEL = 8
+
+
+def max_body_bytes(file_format: str, shape: tuple[int, int], band_ids: Sequence[str]) -> int:
+    """The most bytes a good body for this request can take, once decompressed.
+
+    The transport stops reading beyond it (a gzip-bombed or padded response is never
+    inflated whole in memory). NPY: the pixels at 8 bytes per band (dtypes are checked
+    later) plus a header of every name; GeoTIFF: the same plus a mask byte and a strip
+    table entry per row and band.
+    """
+    height, width = shape
+    names = sum(16 * (len(band_id) + 16) for band_id in band_ids)  # escaped names in headers / tags
+    pixels = height * width * len(band_ids) * _WIDEST_GEOTIFF_PIXEL
+    if file_format == "GEO_TIFF":
+        pixels += height * width + 16 * height * len(band_ids)
+    return pixels + names + BODY_SLACK_BYTES

@@ -25,6 +25,8 @@ from eexarray.transport.session import COUNTERS, endpoint_state
 T = TypeVar("T")
 Body = bytes | bytearray  # response bodies: a bytearray when read straight from the socket
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Bodies of JSON calls (and error bodies of any call) are read up to this size, decompressed.
+MAX_JSON_BODY_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,12 @@ class RestClient:
     def post_json(self, path: str, body: dict[str, Any], *, what: str = "") -> Any:
         return self._call("POST", path, params=None, body=body, decode=_decode_json, what=what or path)
 
-    def post_bytes(self, path: str, body: dict[str, Any], decode: Callable[[Body], T], *, what: str = "") -> T:
-        """POST and decode the body; a body that fails ``decode`` is retried like a 5xx."""
-        return self._call("POST", path, params=None, body=body, decode=decode, what=what or path)
+    def post_bytes(
+        self, path: str, body: dict[str, Any], decode: Callable[[Body], T], *, what: str = "", max_bytes: int
+    ) -> T:
+        """POST and decode the body; a body that fails ``decode``, or decompresses beyond
+        ``max_bytes``, is retried like a 5xx."""
+        return self._call("POST", path, params=None, body=body, decode=decode, what=what or path, max_bytes=max_bytes)
 
     def _call(
         self,
@@ -116,6 +121,7 @@ class RestClient:
         body: dict[str, Any] | None,
         decode: Callable[[Body], T],
         what: str,
+        max_bytes: int | None = None,
     ) -> T:
         state = endpoint_state(self.config)
         url = self.config.url(path)
@@ -144,13 +150,16 @@ class RestClient:
                         timeout=self.retry.timeout,
                         stream=True,
                     )
-                    content = _read_body(response)  # read the body while holding the slot
+                    # Read the body while holding the slot; JSON bodies have a fixed cap.
+                    content = _read_body(response, max_bytes or MAX_JSON_BODY_BYTES)
                 COUNTERS.add(requests=1, nbytes=len(content))
             except (requests.exceptions.ChunkedEncodingError, _BodyCutShort) as error:
                 # The body stopped short of its Content-Length (a dropped or truncated response).
                 last_status, last_problem = None, f"response cut short ({_short(error)})"
             except requests.exceptions.ContentDecodingError as error:
                 last_status, last_problem = None, f"response does not decompress ({_short(error)})"
+            except _BodyTooLarge as error:
+                last_status, last_problem = None, f"response too large ({error})"
             except requests.exceptions.ConnectionError as error:
                 if _is_connect_failure(error):
                     connect_failures += 1
@@ -204,19 +213,32 @@ class _BodyCutShort(Exception):
     """The connection ended before the declared Content-Length arrived."""
 
 
-def _read_body(response: requests.Response) -> Body:
+class _BodyTooLarge(Exception):
+    """The body (declared, or as it decompresses) exceeds what the request can take."""
+
+
+# Compressed bytes read per step of a re-encoded body: urllib3 bounds what one step inflates.
+_DECOMPRESS_STEP = 2**16
+
+
+def _read_body(response: requests.Response, limit: int) -> Body:
     """The whole body, read straight into one writable buffer when its length is declared.
 
     One copy from the socket (``requests``' ``.content`` joins 10 kB chunks: two), and
-    the buffer is writable, so decoded pixel arrays can be views into it.
+    the buffer is writable, so decoded pixel arrays can be views into it. Never more
+    than ``limit`` bytes: a declared length beyond it is refused before reading, and a
+    compressed (or undeclared) body is read step by step and given up past it.
     """
     import urllib3.exceptions
 
     declared = response.headers.get("Content-Length", "")
     encoding = response.headers.get("Content-Encoding", "identity").lower()
     if response.status_code >= 300 or not declared.isdigit() or encoding != "identity":
-        return response.content
+        return _read_capped(response, limit)
     size = int(declared)
+    if size > limit:
+        response.close()
+        raise _BodyTooLarge(f"Content-Length {size} bytes, at most {limit} expected")
     buffer = bytearray(size)
     view = memoryview(buffer)
     filled = 0
@@ -234,6 +256,24 @@ def _read_body(response: requests.Response) -> Body:
     if filled != size:
         raise _BodyCutShort(f"{filled} of {size} bytes arrived")
     return buffer
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes:
+    """A body of unknown size or re-encoded (gzip...), decompressed as it arrives, up to ``limit`` bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        for chunk in response.iter_content(_DECOMPRESS_STEP):
+            total += len(chunk)
+            if total > limit:
+                raise _BodyTooLarge(f"more than {limit} bytes once decompressed")
+            chunks.append(chunk)
+    finally:
+        response.close()
+    content = b"".join(chunks)
+    # Error messages are read from the response itself (``.json()``): give it the body read.
+    response._content = content
+    return content
 
 
 def _short(error: Exception) -> str:

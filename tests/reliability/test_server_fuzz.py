@@ -88,7 +88,12 @@ def fuzz_server(tree):
 
 def send(server, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None):
     """One raw HTTP/1.1 request on a fresh socket: (status, body). Targets go out byte for byte."""
-    head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(body)}"]
+    head = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}",
+        "Connection: close",
+        f"Content-Length: {len(body)}",
+    ]
     head += [f"{key}: {value}" for key, value in (headers or {}).items()]
     with socket.create_connection((server.host, server.port), timeout=30) as connection:
         connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body)
@@ -219,7 +224,7 @@ QUERY = st.lists(
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
     prefix=PREFIXES,
     text=PATH_TEXT,
     suffix=SUFFIXES,
@@ -352,14 +357,14 @@ def test_bodies_are_bounded(fuzz_server):
     # A declared length far beyond the cap is refused before any of it is read.
     with socket.create_connection((server.host, server.port), timeout=10) as connection:
         connection.sendall(
-            f"POST /v1/{PUBLIC}/dem:getPixels HTTP/1.1\r\nHost: x\r\nContent-Length: {10**12}\r\n\r\n".encode()
+            f"POST /v1/{PUBLIC}/dem:getPixels HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: {10**12}\r\n\r\n".encode()
         )
         assert b" 413 " in connection.recv(4096)
     # Chunked bodies are counted as they arrive.
     chunked = b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
     with socket.create_connection((server.host, server.port), timeout=10) as connection:
         connection.sendall(
-            f"POST /v1/{PUBLIC}/dem:getPixels HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            f"POST /v1/{PUBLIC}/dem:getPixels HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
             + chunked
         )
         assert b" 413 " in connection.recv(4096)

@@ -127,7 +127,7 @@ def test_truncated_body_is_cut_short_of_its_content_length():
 def test_reset_drops_the_connection_without_a_response():
     with serve(catalog=standard_catalog(), faults="reset=1") as server:
         with socket.create_connection((server.host, server.port), timeout=10) as raw:
-            raw.sendall(f"GET /{ASSET_URL} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            raw.sendall(f"GET /{ASSET_URL} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
             try:
                 received = raw.recv(1024)
             except ConnectionResetError:
@@ -135,7 +135,7 @@ def test_reset_drops_the_connection_without_a_response():
         assert received == b""
 
 
-def test_token_is_required_except_for_discovery_and_stats():
+def test_token_is_required_except_for_discovery():
     with serve(catalog=standard_catalog(), token="s3cret") as server:
         missing = requests.get(f"{server.url}/{ASSET_URL}", timeout=10)
         wrong = requests.get(f"{server.url}/{ASSET_URL}", headers={"Authorization": "Bearer nope"}, timeout=10)
@@ -145,6 +145,27 @@ def test_token_is_required_except_for_discovery_and_stats():
         assert right.status_code == 200
         assert requests.get(f"{server.url}/$discovery/rest", timeout=10).status_code == 200
         assert server.stats()["statuses"] == {"401": 2, "200": 2}
+
+
+def test_stats_need_the_token_for_reading_and_resetting():
+    good = {"Authorization": "Bearer s3cret"}
+    with serve(catalog=standard_catalog(), token="s3cret") as server:
+        assert requests.get(f"{server.url}/{ASSET_URL}", headers=good, timeout=10).status_code == 200
+        for method, path in (("GET", "/_stats"), ("POST", "/_stats/reset")):
+            for headers in ({}, {"Authorization": "Bearer nope"}):
+                refused = requests.request(method, server.url + path, headers=headers, timeout=10)
+                assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
+        assert server.stats()["statuses"] == {"200": 1}  # not reset by the refused POSTs
+        assert requests.get(f"{server.url}/_stats", headers=good, timeout=10).json()["requests"] == {"getAsset": 1}
+        assert requests.post(f"{server.url}/_stats/reset", headers=good, timeout=10).status_code == 200
+        assert server.stats()["requests"] == {}
+    with serve(catalog=standard_catalog(), token="s3cret", process=True) as child:  # the handle sends the token
+        assert requests.get(f"{child.url}/_stats", timeout=10).status_code == 401
+        requests.get(f"{child.url}/{ASSET_URL}", headers=good, timeout=10)
+        assert child.stats()["requests"] == {"getAsset": 1}
+        child.reset_stats()
+        assert child.stats()["requests"] == {}
+        assert "s3cret" not in repr(child)
 
 
 def test_max_concurrency_answers_429_beyond_the_cap():
