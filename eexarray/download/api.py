@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.options import check_keywords, option_values
-from eexarray.download.atomic import partial_path, publish, remove
+from eexarray.download.atomic import locked, partial_path, publish, remove_own
 from eexarray.download.names import default_base_name
-from eexarray.download.options import parse_download_options
+from eexarray.download.options import DownloadOptions, parse_download_options
 from eexarray.download.plan import BlockPlan, plan_blocks
 from eexarray.download.progress import ProgressBar
 from eexarray.download.resume import resumable_manifest
@@ -135,14 +135,20 @@ def download(
         memory_limit=memory_limit,
     )
     source = _check_input(asset_or_expression)
+    with locked(options.output):  # one download per output at a time, from the first request to the rename
+        return _download_locked(source, options, open_options)
+
+
+def _download_locked(source: Any, options: DownloadOptions, open_options: dict[str, Any]) -> Path:
     target = open_target(source, open_options)
     base = options.name or default_base_name(source if isinstance(source, str) else None)
     partial = partial_path(options.output)
+    folder = options.format == "ZARR"
     manifest = None
-    if options.format == "ZARR":
+    if folder:
         manifest = resumable_manifest(partial, target, options.overwrite)
     else:
-        remove(partial)  # left by a killed run: these formats restart
+        remove_own(partial, folder=False)  # left by a killed run: these formats restart
     plan = plan_blocks(
         target.grid.height,
         target.grid.width,
@@ -153,16 +159,21 @@ def download(
         time_step=manifest.time_step if manifest else None,
     )
     bar = ProgressBar(f"download {options.output.name}", plan.block_count, plan.total_bytes, enabled=options.progress)
-    writer = _make_writer(options.format, partial, target, plan, base)
+    try:
+        writer = _make_writer(options.format, partial, target, plan, base)
+    except BaseException:
+        if not folder:
+            remove_own(partial, folder=False)
+        raise
     try:
         stream_blocks(target, plan, writer, memory_limit=options.memory_limit, progress=bar)
-        writer.finish()
+        writer.finish()  # verifies what was written (OutputWriteError if it does not read back)
     except BaseException:
         try:
             writer.abort()
         finally:
-            if options.format != "ZARR":
-                remove(partial)
+            if not folder:
+                remove_own(partial, folder=False)
         raise
     publish(partial, options.output, options.overwrite)
     return options.output

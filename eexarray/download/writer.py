@@ -17,6 +17,10 @@ from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.target import DownloadTarget
 
 
+class OutputWriteError(OSError):
+    """Writing the output failed, or what was written does not read back as written (e.g. a full disk)."""
+
+
 class BlockWriter(ABC):
     def __init__(self, path: Path, target: DownloadTarget, plan: BlockPlan) -> None:
         self.path = path
@@ -33,7 +37,7 @@ class BlockWriter(ABC):
 
     @abstractmethod
     def finish(self) -> None:
-        """Flush and close: the output at ``path`` is complete."""
+        """Flush, close and verify: the output at ``path`` is complete, or ``OutputWriteError`` is raised."""
 
     @abstractmethod
     def abort(self) -> None:

@@ -115,11 +115,12 @@ def test_memory_limits_parse_sizes():
 
 def test_the_block_log_ignores_a_torn_last_line(tmp_path):
     log = resume.BlockLog(tmp_path)
-    log.record((0, 1, 2))
-    log.record((3, 4, 5))
+    log.record((0, 1, 2), [0xDEADBEEF])
+    log.record((3, 4, 5), [1, 2])
     log.close()
     with open(tmp_path / resume.LOG, "a") as handle:
         handle.write("6 7")  # a kill in the middle of an append
+    assert resume.read_log(tmp_path) == {(0, 1, 2): (0xDEADBEEF,), (3, 4, 5): (1, 2)}
     assert resume.read_done(tmp_path) == {(0, 1, 2), (3, 4, 5)}
     assert resume.read_done(tmp_path / "nowhere") == set()
 
