@@ -16,7 +16,7 @@ from eexarray.download.progress import ProgressBar
 from eexarray.download.resume import resumable_manifest
 from eexarray.download.stream import stream_blocks
 from eexarray.download.target import DownloadTarget, open_target
-from eexarray.download.writer import BlockWriter
+from eexarray.download.writer import BlockWriter, write_failed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,13 +161,18 @@ def _download_locked(source: Any, options: DownloadOptions, open_options: dict[s
     bar = ProgressBar(f"download {options.output.name}", plan.block_count, plan.total_bytes, enabled=options.progress)
     try:
         writer = _make_writer(options.format, partial, target, plan, base)
-    except BaseException:
+    except BaseException as error:
         if not folder:
             remove_own(partial, folder=False)
+        if isinstance(error, OSError) and not isinstance(error, FileExistsError):  # a full disk...
+            raise write_failed(partial, error, folder) from error
         raise
     try:
         stream_blocks(target, plan, writer, memory_limit=options.memory_limit, progress=bar)
-        writer.finish()  # verifies what was written (OutputWriteError if it does not read back)
+        try:
+            writer.finish()  # verifies what was written (OutputWriteError if it does not read back)
+        except OSError as error:
+            raise write_failed(partial, error, writer.resumable) from error
     except BaseException:
         try:
             writer.abort()

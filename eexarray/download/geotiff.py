@@ -39,7 +39,7 @@ from eexarray.download.names import output_band_names, zip_member_names
 from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.resume import checksum
 from eexarray.download.target import DownloadTarget
-from eexarray.download.writer import BlockWriter, OutputWriteError, common_dtype, nodata_of
+from eexarray.download.writer import BlockWriter, OutputWriteError, common_dtype, nodata_of, write_failed
 
 GDAL_CACHE_MB = 64
 # rasterio logs each GDAL error (CE_Failure, CE_Fatal) here, as "GDAL signalled an error: ...".
@@ -211,7 +211,11 @@ class GeoTiffWriter(BlockWriter):
             first = time * bands + 1
             stacked = np.stack([np.asarray(array[position], dtype=self.dtype) for array in arrays])
             indexes = list(range(first, first + bands))
-            self.dataset.write(stacked, indexes=indexes, window=_window(block))
+            try:
+                self.dataset.write(stacked, indexes=indexes, window=_window(block))
+            except rasterio.errors.RasterioError as error:  # "Write failed. See previous exception": GDAL's says why
+                self.errors.check(self.path, "writing")
+                raise write_failed(self.path, error) from error
             self.checksums.add(indexes, _window(block), stacked)
         self.errors.check(self.path, "writing")
 
@@ -312,7 +316,11 @@ class ZippedGeoTiffWriter(BlockWriter):
                 self._create_files(time, self.open_files.setdefault(time, []))
             for b, (dataset, array) in enumerate(zip(self.open_files[time], arrays)):
                 values = array[position][np.newaxis]
-                dataset.write(values, indexes=[1], window=_window(block))
+                try:
+                    dataset.write(values, indexes=[1], window=_window(block))
+                except rasterio.errors.RasterioError as error:
+                    self.errors.check(self.scratch, "writing GeoTIFFs in")
+                    raise write_failed(self.scratch, error) from error
                 self.checksums[time * bands + b].add([1], _window(block), values.astype(dataset.dtypes[0]))
             if whole:  # a block of many time steps covers each image at once: close its files now
                 self._close_files(keep=range(time + 1, block.times.stop))

@@ -55,6 +55,8 @@ def _quiet_about_our_files() -> Iterator[None]:
 
 
 class ZarrWriter(BlockWriter):
+    resumable = True
+
     def __init__(self, path: Path, target: DownloadTarget, plan: BlockPlan) -> None:
         self.zarr: Any = require("zarr", "zarr", PURPOSE)  # before xarray's to_zarr needs it too
         super().__init__(path, target, plan)
