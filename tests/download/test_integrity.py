@@ -419,3 +419,63 @@ def test_each_block_is_logged_only_after_its_chunks_are_synced_to_disk(server, t
             assert chunk in synced and chunk.parent in synced, (value, band)
         synced.clear()
     assert logs == 20
+
+
+# -- issue 14, item 6: the format from the output's extension ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "check"),
+    [
+        ("scene.tif", {}, lambda path: rasterio.open(path).driver == "GTiff"),
+        ("scene.TIFF", {}, lambda path: rasterio.open(path).driver == "GTiff"),
+        ("scene", {}, lambda path: rasterio.open(path).driver == "GTiff"),  # no extension: GeoTIFF
+        ("scene.zip", {}, lambda path: zipfile.ZipFile(path).namelist() == ["small.tif"]),
+        ("scene.zip", {"file_per_band": True}, lambda path: zipfile.ZipFile(path).namelist() == ["small.a.tif"]),
+        ("scene.npy", {}, lambda path: np.load(path).dtype.names == ("a",)),
+        (
+            "scene.zarr",
+            {},
+            lambda path: path.is_dir() and list(xr.open_zarr(path, decode_coords="all").data_vars) == ["a"],
+        ),
+        ("scene.nc", {}, lambda path: list(xr.open_dataset(path, decode_coords="all").data_vars) == ["a"]),
+        ("scene.out", {"format": "NPY"}, lambda path: np.load(path).dtype.names == ("a",)),  # unknown: as told
+    ],
+)
+def test_the_format_follows_the_output_extension(server, tmp_path, name, options, check):
+    out = eexarray.download("dl/small", tmp_path / name, bands=["a"], endpoint=server.url, progress=False, **options)
+    assert check(out)
+    expected = reference(server, "dl/small", bands=["a"])["a"]
+    if name.endswith(".nc"):
+        np.testing.assert_array_equal(xr.open_dataset(out, mask_and_scale=False)["a"].values, expected)
+    if name.endswith(".npy"):
+        np.testing.assert_array_equal(np.load(out)["a"], expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("out.nc", {"format": "GEO_TIFF"}, "output '{}' has the extension '.nc' of NETCDF, but format='GEO_TIFF'"),
+        (
+            "out.tif",
+            {"format": "NETCDF"},
+            "has the extension '.tif' of GEO_TIFF, but format='NETCDF'; name the output with .nc or .nc4",
+        ),
+        ("out.zarr", {"format": "zipped_geo_tiff"}, "of ZARR, but format='ZIPPED_GEO_TIFF'; name the output with .zip"),
+        ("out.zip", {"format": "NPY"}, "'.zip' of ZIPPED_GEO_TIFF or ZIPPED_GEO_TIFF_PER_BAND, but format='NPY'"),
+        ("out.tif", {"file_per_band": True}, "'.tif' of GEO_TIFF, but format='ZIPPED_GEO_TIFF_PER_BAND'"),
+        ("out.png", {}, "cannot tell the format of output '{}' from its extension '.png'"),
+    ],
+)
+def test_an_output_extension_of_another_format_is_refused_before_any_request(server, tmp_path, name, options, message):
+    counter = Counter(server)
+    with pytest.raises(ValueError, match=re.escape(message.format(tmp_path / name))):
+        eexarray.download("dl/small", tmp_path / name, endpoint=server.url, progress=False, **options)
+    assert counter.requests == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_an_extension_of_another_format(server, tmp_path, capsys):
+    out = tmp_path / "out.nc"
+    assert main(["download", "dl/small", "-o", str(out), "--format", "GEO_TIFF", "--endpoint", server.url]) == 2
+    assert "has the extension '.nc' of NETCDF, but format='GEO_TIFF'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,28 @@ def test_names_follow_getdownloadid():
 )
 def test_format_resolution(fmt, file_per_band, expected):
     assert resolve_format(fmt, file_per_band) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "fmt", "file_per_band", "expected"),
+    [
+        ("a.tif", None, None, "GEO_TIFF"),
+        ("a.TIF", None, None, "GEO_TIFF"),
+        ("a.tiff", None, None, "GEO_TIFF"),
+        ("a", None, None, "GEO_TIFF"),
+        ("a.zip", None, None, "ZIPPED_GEO_TIFF"),
+        ("a.zip", None, True, "ZIPPED_GEO_TIFF_PER_BAND"),
+        ("a.zip", "ZIPPED_GEO_TIFF_PER_BAND", None, "ZIPPED_GEO_TIFF_PER_BAND"),
+        ("a.npy", None, None, "NPY"),
+        ("a.zarr", None, None, "ZARR"),
+        ("a.nc", None, None, "NETCDF"),
+        ("a.nc4", None, None, "NETCDF"),
+        ("a.bin", "npy", None, "NPY"),  # an unknown extension: the format says
+        ("a", None, False, "ZIPPED_GEO_TIFF"),
+    ],
+)
+def test_format_from_the_output_extension(output, fmt, file_per_band, expected):
+    assert resolve_format(fmt, file_per_band, Path("/data") / output) == expected
 
 
 def test_memory_limits_parse_sizes():
