@@ -72,7 +72,10 @@ def largest_file(path):
 # -- 1. a full disk ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("extension", ["tif", "zip", "npy", "nc", "zarr"])
+ZARR_GAP = dask_expr_gap(FILL_VALUE, NotImplementedError)  # writing a Zarr store's metadata (to_zarr)
+
+
+@pytest.mark.parametrize("extension", ["tif", "zip", "npy", "nc", pytest.param("zarr", marks=ZARR_GAP)])
 @pytest.mark.parametrize("where", ["midway", "last byte"])
 def test_a_full_disk_fails_the_download_clearly_and_publishes_nothing(server, tmp_path, extension, where):
     complete = eexarray.download(
@@ -283,6 +286,7 @@ def test_a_folder_in_the_way_of_the_zip_scratch_folder_is_left_alone(server, tmp
     assert leftovers(tmp_path, "ours") == ["ours.zip"]
 
 
+@ZARR_GAP
 def test_our_zarr_stores_are_marked_and_replaced_by_overwrite(server, tmp_path):
     store = eexarray.download("dl/small", tmp_path / "s.zarr", bands=["a"], endpoint=server.url, progress=False)
     assert is_our_store(store) and xr.open_zarr(store).attrs[MARKER_ATTR] == "Zarr store written by eexarray download"
@@ -433,10 +437,11 @@ def test_each_block_is_logged_only_after_its_chunks_are_synced_to_disk(server, t
         ("scene.zip", {}, lambda path: zipfile.ZipFile(path).namelist() == ["small.tif"]),
         ("scene.zip", {"file_per_band": True}, lambda path: zipfile.ZipFile(path).namelist() == ["small.a.tif"]),
         ("scene.npy", {}, lambda path: np.load(path).dtype.names == ("a",)),
-        (
+        pytest.param(
             "scene.zarr",
             {},
             lambda path: path.is_dir() and list(xr.open_zarr(path, decode_coords="all").data_vars) == ["a"],
+            marks=ZARR_GAP,
         ),
         ("scene.nc", {}, lambda path: list(xr.open_dataset(path, decode_coords="all").data_vars) == ["a"]),
         ("scene.out", {"format": "NPY"}, lambda path: np.load(path).dtype.names == ("a",)),  # unknown: as told
