@@ -95,18 +95,23 @@ def download(
 
     The downloaded pixels are those of the Dataset ``open_dataset`` opens with the same
     options, in native values. Every argument is checked, and an existing ``output``
-    refused unless ``overwrite``, before any request. See docs/downloads.md.
+    refused unless ``overwrite``, before any request. One download per output at a time
+    (``OutputLockedError``); the output appears only once written and read back as
+    written (else ``OutputWriteError``). See docs/downloads.md.
 
     Args:
         asset_or_expression: an asset id (as for ``open_dataset``), an expression graph,
             or an ``ee.Image``/``ee.ImageCollection``.
         output: the file (or folder, for ``ZARR``) to write.
-        format: ``GEO_TIFF`` (default), ``ZIPPED_GEO_TIFF``, ``ZIPPED_GEO_TIFF_PER_BAND``,
-            ``NPY``, ``ZARR`` or ``NETCDF``.
+        format: ``GEO_TIFF``, ``ZIPPED_GEO_TIFF``, ``ZIPPED_GEO_TIFF_PER_BAND``, ``NPY``, ``ZARR``
+            or ``NETCDF``. Default: from ``output``'s extension (``.tif``/``.tiff``, ``.zip``,
+            ``.npy``, ``.zarr``, ``.nc``; ``GEO_TIFF`` without one); an extension of another
+            format is refused.
         name: base name of the files inside a ``ZIPPED_*`` archive, as in ``ee.data.getDownloadId``.
         file_per_band: as ``ee.data.getDownloadId``'s ``filePerBand``: chooses the zipped format
             when ``format`` is not given.
-        overwrite: replace an existing ``output``.
+        overwrite: replace an existing ``output`` (a file, or a Zarr store written by eexarray
+            download; never any other folder).
         progress: show a progress bar.
         memory_limit: bytes, or e.g. ``"256MB"`` (default 1 GiB): bounds the memory the
             download holds at once (see the model in plan.py).

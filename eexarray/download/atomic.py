@@ -204,6 +204,11 @@ class OutputLock:
                 except FileNotFoundError:
                     current = None
                 if current is not None and os.path.samestat(current, os.fstat(fd)):
+                    if not _holds_a_pid_or_nothing(fd):  # a file of the user's, not a lock file of ours
+                        raise FileExistsError(
+                            f"{str(self.path)!r} is in the way of the download's lock file and was not made by "
+                            "eexarray download; remove it or choose another output name"
+                        )
                     os.ftruncate(fd, 0)
                     os.write(fd, str(os.getpid()).encode())
                     self.fd = fd
@@ -257,6 +262,13 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _holds_a_pid_or_nothing(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return True
+    return size <= 32 and os.pread(fd, 32, 0).decode(errors="replace").strip().isdigit()
 
 
 def _read_pid(fd: int) -> int | None:

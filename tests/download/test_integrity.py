@@ -484,3 +484,11 @@ def test_cli_refuses_an_extension_of_another_format(server, tmp_path, capsys):
     assert main(["download", "dl/small", "-o", str(out), "--format", "GEO_TIFF", "--endpoint", server.url]) == 2
     assert "has the extension '.nc' of NETCDF, but format='GEO_TIFF'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_of_the_users_named_like_the_lock_file_is_left_alone(server, tmp_path):
+    notes = lock_path(tmp_path / "small.tif")
+    notes.write_text("my notes about small.tif")
+    with pytest.raises(FileExistsError, match="is in the way of the download's lock file"):
+        eexarray.download("dl/small", tmp_path / "small.tif", endpoint=server.url, progress=False)
+    assert notes.read_text() == "my notes about small.tif" and leftovers(tmp_path, "") == [notes.name]
