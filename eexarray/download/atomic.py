@@ -117,7 +117,7 @@ def fsync_write(path: Path, content: bytes) -> None:
 
 def fsync_path(path: Path) -> None:
     """Sync a file's data, or a folder's entries, to disk."""
-    flags = os.O_RDONLY
+    flags = os.O_RDWR if os.name == "nt" else os.O_RDONLY  # Windows syncs only files open for writing
     if path.is_dir():
         if os.name == "nt":  # Windows cannot open (or sync) a folder; NTFS journals its entries
             return
@@ -210,6 +210,7 @@ class OutputLock:
                             "eexarray download; remove it or choose another output name"
                         )
                     os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
                     os.write(fd, str(os.getpid()).encode())
                     self.fd = fd
                     return
@@ -264,16 +265,20 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+def _head(fd: int) -> str:
+    """The first bytes of the lock file: the holder's pid, or nothing."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 33).decode(errors="replace")
+
+
 def _holds_a_pid_or_nothing(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return True
-    return size <= 32 and os.pread(fd, 32, 0).decode(errors="replace").strip().isdigit()
+    head = _head(fd)
+    return len(head) <= 32 and (not head.strip() or head.strip().isdigit())
 
 
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode(errors="replace").strip() if hasattr(os, "pread") else ""
-        return int(text) if text.isdigit() else None
+        text = _head(fd).strip()
     except OSError:
         return None
+    return int(text) if text.isdigit() else None
