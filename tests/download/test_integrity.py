@@ -492,3 +492,28 @@ def test_a_file_of_the_users_named_like_the_lock_file_is_left_alone(server, tmp_
     with pytest.raises(FileExistsError, match="is in the way of the download's lock file"):
         eexarray.download("dl/small", tmp_path / "small.tif", endpoint=server.url, progress=False)
     assert notes.read_text() == "my notes about small.tif" and leftovers(tmp_path, "") == [notes.name]
+
+
+@dask_expr_gap(FILL_VALUE, NotImplementedError)
+def test_a_collection_download_does_not_resume_over_an_image_reprocessed_since(tmp_path, monkeypatch):
+    series = tmp_path / "root" / "S2"
+    series.mkdir(parents=True)
+    (series / "collection.json").write_text("{}")
+    for day, offset in (("20220301", 0), ("20220311", 50)):
+        write_image(series / f"{day}.tif", offset=offset, mtime=1_600_000_000)
+        (series / f"{day}.json").write_text(f'{{"startTime": "{day[:4]}-{day[4:6]}-{day[6:]}T00:00:00Z"}}')
+    out = tmp_path / "series.zarr"
+    with eexarray.serve(tmp_path / "root") as rooted:
+        options = {"format": "ZARR", "endpoint": rooted.url, "memory_limit": 200_000, "progress": False}
+        injected = fail_at_block(monkeypatch, ZarrWriter, 3)
+        with pytest.raises(injected):
+            eexarray.download("S2", out, **options)
+        monkeypatch.undo()
+        assert {block[0] for block in resume.read_done(partial_path(out))} == {0}  # blocks of the first image
+        first = write_image(series / "20220301.tif", offset=2000, mtime=1_700_000_000)  # reprocessed
+        with pytest.raises(FileExistsError, match=r"updateTime .*stored \[\"2020-09-13T12:26:40Z\", \"2020-09-13"):
+            eexarray.download("S2", out, **options)
+        eexarray.download("S2", out, overwrite=True, **options)
+        stored = xr.open_zarr(out, mask_and_scale=False)["v"].values
+        np.testing.assert_array_equal(stored[0], first)  # the new pixels, not a mix of old and new
+        np.testing.assert_array_equal(stored[1], write_image(tmp_path / "same.tif", offset=50, mtime=0))
