@@ -517,3 +517,18 @@ def test_a_collection_download_does_not_resume_over_an_image_reprocessed_since(t
         stored = xr.open_zarr(out, mask_and_scale=False)["v"].values
         np.testing.assert_array_equal(stored[0], first)  # the new pixels, not a mix of old and new
         np.testing.assert_array_equal(stored[1], write_image(tmp_path / "same.tif", offset=50, mtime=0))
+
+
+def test_an_npy_file_cut_before_it_is_published_is_refused(server, tmp_path, monkeypatch):
+    from eexarray.download.npy import NpyWriter
+
+    original = NpyWriter.finish
+
+    def cut_then_finish(self):
+        os.truncate(self.path, self.path.stat().st_size - 10)  # as something outside eexarray would
+        original(self)
+
+    monkeypatch.setattr(NpyWriter, "finish", cut_then_finish)
+    with pytest.raises(OutputWriteError, match=r"small.npy.partial' has \d+ bytes, not \d+"):
+        eexarray.download("dl/small", tmp_path / "small.npy", endpoint=server.url, progress=False)
+    assert list(tmp_path.iterdir()) == []
