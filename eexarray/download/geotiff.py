@@ -51,28 +51,40 @@ class GdalErrors(logging.Handler):
     """The GDAL errors rasterio reports on the writing thread, while installed (``with GdalErrors() as errors``).
 
     Other threads (e.g. a server in the same process reading its files) are not counted.
+    rasterio logs GDAL failures at INFO, so the logger is lowered to INFO while any
+    instance is installed (counted across threads) and restored when the last one leaves.
     """
+
+    _installed = 0
+    _saved_level = logging.NOTSET
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.thread = threading.get_ident()
         self.messages: list[str] = []
         self.logger = logging.getLogger(RASTERIO_ERROR_LOGGER)
-        self.previous_level = self.logger.level
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread and str(record.msg).startswith(_GDAL_ERROR_PREFIX):
             self.messages.append(record.getMessage())
 
     def __enter__(self) -> GdalErrors:
-        self.logger.addHandler(self)
-        if self.logger.getEffectiveLevel() > logging.INFO:  # rasterio logs failures at INFO
-            self.logger.setLevel(logging.INFO)
+        with GdalErrors._lock:
+            if GdalErrors._installed == 0:
+                GdalErrors._saved_level = self.logger.level
+                if self.logger.getEffectiveLevel() > logging.INFO:
+                    self.logger.setLevel(logging.INFO)
+            GdalErrors._installed += 1
+            self.logger.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.logger.removeHandler(self)
-        self.logger.setLevel(self.previous_level)
+        with GdalErrors._lock:
+            self.logger.removeHandler(self)
+            GdalErrors._installed -= 1
+            if GdalErrors._installed == 0:
+                self.logger.setLevel(GdalErrors._saved_level)
 
     def check(self, path: Path, doing: str) -> None:
         """Raise ``OutputWriteError`` if GDAL reported an error so far."""

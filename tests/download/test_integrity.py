@@ -13,9 +13,11 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +95,8 @@ def test_a_full_disk_fails_the_download_clearly_and_publishes_nothing(server, tm
     assert message.startswith("eexarray download: ") and "no output was published" in message, message
     assert "is the disk full" in message and "Traceback" not in result.stderr
     assert not out.exists()
+    if (extension, where) == ("tif", "last byte"):  # the case close() hides: GDAL's own reports say so
+        assert "GDAL failed while closing" in message and "GDAL signalled an error" in message
     if extension == "zarr":  # kept to resume once there is room
         assert leftovers(tmp_path, "out") == ["out.zarr.partial"] and "resume" in message
         eexarray.download("dl/small", out, endpoint=server.url, memory_limit=LIMIT, progress=False)
@@ -102,6 +106,24 @@ def test_a_full_disk_fails_the_download_clearly_and_publishes_nothing(server, tm
             np.testing.assert_array_equal(stored[band].values, expected[band])
     else:
         assert leftovers(tmp_path, "out") == []  # no partial file, scratch folder or lock file
+
+
+def test_gdal_errors_are_counted_per_thread_and_the_logger_level_restored():
+    from eexarray.download.geotiff import RASTERIO_ERROR_LOGGER, GdalErrors
+
+    logger = logging.getLogger(RASTERIO_ERROR_LOGGER)
+    before = logger.level
+    with GdalErrors() as outer, GdalErrors() as inner:
+        assert logger.getEffectiveLevel() <= logging.INFO
+        logger.info("GDAL signalled an error: err_no=%r, msg=%r", 1, "on this thread")
+        other = threading.Thread(target=logger.info, args=("GDAL signalled an error: err_no=1, msg='elsewhere'",))
+        other.start()
+        other.join()
+        logger.info("something else")
+    assert outer.messages == inner.messages == ["GDAL signalled an error: err_no=1, msg='on this thread'"]
+    assert logger.level == before and outer not in logger.handlers
+    with pytest.raises(OutputWriteError, match="GDAL failed while closing '/x.tif'.*on this thread"):
+        outer.check(Path("/x.tif"), "closing")
 
 
 def test_gdal_failing_at_close_is_caught_by_reading_the_file_back(server, tmp_path):
