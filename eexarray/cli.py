@@ -108,11 +108,15 @@ def _add_download(subparsers: Any) -> None:
 def _run_download(args: argparse.Namespace) -> int:
     from eexarray.download import download
     from eexarray.download.command import download_arguments
+    from eexarray.download.writer import OutputWriteError
     from eexarray.transport import EarthEngineError
 
     try:
         source, kwargs = download_arguments(args)
         output = download(source, **kwargs)
+    except OutputWriteError as error:  # the arguments were fine: the write failed (a full disk...)
+        print(f"eexarray download: {error}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError, ImportError, NotImplementedError, EarthEngineError) as error:
         print(f"eexarray download: {error}", file=sys.stderr)
         return 2

@@ -72,6 +72,19 @@ class Context:
         path.write_bytes(b"already here")
         return str(path)
 
+    def folder(self, name: str) -> str:
+        """A folder of the user's, with something in it (never to be deleted); its name, relative to tmp."""
+        path = self.tmp / name
+        path.mkdir()
+        (path / "keep.txt").write_text("keep")
+        return name
+
+    def download_while_locked(self, output: str):
+        from eexarray.download.atomic import locked
+
+        with locked(self.tmp / output):  # as another download to the same output would
+            return self.download(output=output)
+
     def corrupt_root(self) -> str:
         root = self.tmp / "root"
         root.mkdir()
@@ -462,6 +475,60 @@ CASES: list[Case] = [
         [r"\(1\.0, 1\.0, 0\.0, 0\.0\)", "west < east"],
     ),
     ("download-unknown-band", lambda c: c.download(bands=["zz"]), ValueError, [r"\['zz'\]", "available"]),
+    (
+        "download-extension-of-another-format",
+        lambda c: c.download(output="o.nc", format="GEO_TIFF"),
+        ValueError,
+        [r"o\.nc' has the extension '\.nc' of NETCDF", "format='GEO_TIFF'", r"\.tif or \.tiff"],
+    ),
+    (
+        "download-unknown-extension",
+        lambda c: c.download(output="o.png"),
+        ValueError,
+        [r"extension '\.png'", r"'\.nc'", "GEO_TIFF"],
+    ),
+    (
+        "download-file-per-band-with-a-tif-name",
+        lambda c: c.download(output="o.tif", file_per_band=True),
+        ValueError,
+        [r"'\.tif' of GEO_TIFF", "ZIPPED_GEO_TIFF_PER_BAND", r"\.zip"],
+    ),
+    (
+        "download-overwrite-a-folder-with-a-file",
+        lambda c: c.download(output=c.folder("projects"), overwrite=True),
+        IsADirectoryError,
+        ["projects' is a folder", "never replaces a folder"],
+    ),
+    (
+        "download-overwrite-a-foreign-folder-as-zarr",
+        lambda c: c.download(output=c.folder("data.zarr"), overwrite=True),
+        FileExistsError,
+        ["data.zarr' is a folder that is not a Zarr store written by eexarray download", "never deleted"],
+    ),
+    (
+        "download-overwrite-a-file-with-a-zarr-store",
+        lambda c: c.download(output=Path(c.existing("data.zarr")).name, overwrite=True),
+        FileExistsError,
+        ["data.zarr' is a file", "never replaces a file"],
+    ),
+    (
+        "download-folder-in-the-way-of-the-partial",
+        lambda c: c.download(output=c.folder("o.tif.partial").removesuffix(".partial")),
+        IsADirectoryError,
+        [r"leftover '.*o\.tif\.partial' is a folder"],
+    ),
+    (
+        "download-output-locked",
+        lambda c: c.download_while_locked("o.tif"),
+        OSError,
+        ["another download to '.*o.tif' is running", "Wait for it"],
+    ),
+    (
+        "cli-download-extension-of-another-format",
+        lambda c: c.cli("download", SMALL, "-o", str(c.tmp / "o.zarr"), "--format", "NPY", "--endpoint", c.url),
+        CliFailure,
+        ["exit code 2", r"'\.zarr' of ZARR, but format='NPY'"],
+    ),
 ]
 
 

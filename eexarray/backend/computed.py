@@ -115,4 +115,5 @@ def resolve_computed(
         grid=grid,
         properties={k: v for k, v in properties.items() if not k.startswith("system:")},
         expressions=tuple(per_image),
+        versions=tuple(None if image.get("version") is None else str(image["version"]) for image in images),
     )

@@ -63,6 +63,9 @@ class ResolvedAsset:
     grid: PixelGrid
     properties: dict[str, Any]
     expressions: tuple[str, ...] | None = None  # computed images: canonical expression per time step
+    # Per image: its ``updateTime`` (stored) or ``version`` (computed, when the value has one);
+    # a download resumes only while these are unchanged (download/resume.py).
+    versions: tuple[str | None, ...] = ()
 
 
 def _shorten(items: list[str], limit: int = 20) -> str:
@@ -194,6 +197,7 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
         start_times=tuple(image.get("startTime") for image in images),
         bands=bands,
         grid=grid,
+        versions=tuple(image.get("updateTime") for image in images),
         properties=dict(asset.get("properties", {}))
         if asset_type == "IMAGE_COLLECTION"
         else dict(images[0].get("properties", {})),

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.options import check_keywords, option_values
-from eexarray.download.atomic import partial_path, publish, remove
+from eexarray.download.atomic import locked, partial_path, publish, remove_own
 from eexarray.download.names import default_base_name
-from eexarray.download.options import parse_download_options
+from eexarray.download.options import DownloadOptions, parse_download_options
 from eexarray.download.plan import BlockPlan, plan_blocks
 from eexarray.download.progress import ProgressBar
 from eexarray.download.resume import resumable_manifest
 from eexarray.download.stream import stream_blocks
 from eexarray.download.target import DownloadTarget, open_target
-from eexarray.download.writer import BlockWriter
+from eexarray.download.writer import BlockWriter, write_failed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,18 +97,23 @@ def download(
 
     The downloaded pixels are those of the Dataset ``open_dataset`` opens with the same
     options, in native values. Every argument is checked, and an existing ``output``
-    refused unless ``overwrite``, before any request. See docs/downloads.md.
+    refused unless ``overwrite``, before any request. One download per output at a time
+    (``OutputLockedError``); the output appears only once written and read back as
+    written (else ``OutputWriteError``). See docs/downloads.md.
 
     Args:
         asset_or_expression: an asset id (as for ``open_dataset``), an expression graph,
             or an ``ee.Image``/``ee.ImageCollection``.
         output: the file (or folder, for ``ZARR``) to write.
-        format: ``GEO_TIFF`` (default), ``ZIPPED_GEO_TIFF``, ``ZIPPED_GEO_TIFF_PER_BAND``,
-            ``NPY``, ``ZARR`` or ``NETCDF``.
+        format: ``GEO_TIFF``, ``ZIPPED_GEO_TIFF``, ``ZIPPED_GEO_TIFF_PER_BAND``, ``NPY``, ``ZARR``
+            or ``NETCDF``. Default: from ``output``'s extension (``.tif``/``.tiff``, ``.zip``,
+            ``.npy``, ``.zarr``, ``.nc``; ``GEO_TIFF`` without one); an extension of another
+            format is refused.
         name: base name of the files inside a ``ZIPPED_*`` archive, as in ``ee.data.getDownloadId``.
         file_per_band: as ``ee.data.getDownloadId``'s ``filePerBand``: chooses the zipped format
             when ``format`` is not given.
-        overwrite: replace an existing ``output``.
+        overwrite: replace an existing ``output`` (a file, or a Zarr store written by eexarray
+            download; never any other folder).
         progress: show a progress bar.
         memory_limit: bytes, or e.g. ``"256MB"`` (default 1 GiB): bounds the memory the
             download holds at once (see the model in plan.py).
@@ -139,14 +144,20 @@ def download(
         memory_limit=memory_limit,
     )
     source = _check_input(asset_or_expression)
+    with locked(options.output):  # one download per output at a time, from the first request to the rename
+        return _download_locked(source, options, open_options)
+
+
+def _download_locked(source: Any, options: DownloadOptions, open_options: dict[str, Any]) -> Path:
     target = open_target(source, open_options)
     base = options.name or default_base_name(source if isinstance(source, str) else None)
     partial = partial_path(options.output)
+    folder = options.format == "ZARR"
     manifest = None
-    if options.format == "ZARR":
+    if folder:
         manifest = resumable_manifest(partial, target, options.overwrite)
     else:
-        remove(partial)  # left by a killed run: these formats restart
+        remove_own(partial, folder=False)  # left by a killed run: these formats restart
     plan = plan_blocks(
         target.grid.height,
         target.grid.width,
@@ -157,16 +168,26 @@ def download(
         time_step=manifest.time_step if manifest else None,
     )
     bar = ProgressBar(f"download {options.output.name}", plan.block_count, plan.total_bytes, enabled=options.progress)
-    writer = _make_writer(options.format, partial, target, plan, base)
+    try:
+        writer = _make_writer(options.format, partial, target, plan, base)
+    except BaseException as error:
+        if not folder:
+            remove_own(partial, folder=False)
+        if isinstance(error, OSError) and not isinstance(error, FileExistsError):  # a full disk...
+            raise write_failed(partial, error, folder) from error
+        raise
     try:
         stream_blocks(target, plan, writer, memory_limit=options.memory_limit, progress=bar)
-        writer.finish()
+        try:
+            writer.finish()  # verifies what was written (OutputWriteError if it does not read back)
+        except OSError as error:
+            raise write_failed(partial, error, writer.resumable) from error
     except BaseException:
         try:
             writer.abort()
         finally:
-            if options.format != "ZARR":
-                remove(partial)
+            if not folder:
+                remove_own(partial, folder=False)
         raise
     publish(partial, options.output, options.overwrite)
     return options.output

@@ -28,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an asset id (e.g. COPERNICUS/S2_SR_HARMONIZED), or a .json file holding an expression graph",
     )
     parser.add_argument("-o", "--output", required=True, help="output file (or folder, for ZARR)")
-    parser.add_argument("--format", choices=FORMATS, default=None, help="output format (default GEO_TIFF)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: from the output's extension: .tif/.tiff GEO_TIFF, .zip ZIPPED_GEO_TIFF, "
+        ".npy NPY, .zarr ZARR, .nc NETCDF; GEO_TIFF without an extension)",
+    )
     parser.add_argument("--name", help="base name of the files inside a ZIPPED_* archive (default: the image id)")
     parser.add_argument(
         "--file-per-band",

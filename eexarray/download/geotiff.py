@@ -10,12 +10,23 @@ A multi-band file needs one dtype: bands are promoted with ``common_dtype``. Per
 band files keep each band's native dtype. Zipped formats write their GeoTIFFs
 next to the temporary zip, then store them in it (``ZIP_STORED``: they are
 already compressed) and delete them.
+
+Nothing GDAL fails to write is published. rasterio's ``close()`` does not raise when
+GDAL fails to flush (a full disk at close leaves a file without its directory, and
+exit code 0), so: (1) every GDAL error rasterio reports on this thread while a file is
+written or closed (``GdalErrors``) is fatal, and (2) once closed, each file is opened
+again and every block read back and compared (CRC-32) with what was written, together
+with its size, band count and dtype (``verify_geotiff``). Reading back costs a
+decompression of the file, far less than its download.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +37,99 @@ from rasterio.windows import Window as RasterioWindow
 
 from eexarray.download.names import output_band_names, zip_member_names
 from eexarray.download.plan import Block, BlockPlan
+from eexarray.download.resume import checksum
 from eexarray.download.target import DownloadTarget
-from eexarray.download.writer import BlockWriter, common_dtype, nodata_of
+from eexarray.download.writer import BlockWriter, OutputWriteError, common_dtype, nodata_of, write_failed
 
 GDAL_CACHE_MB = 64
+# rasterio logs each GDAL error (CE_Failure, CE_Fatal) here, as "GDAL signalled an error: ...".
+RASTERIO_ERROR_LOGGER = "rasterio._env"
+_GDAL_ERROR_PREFIX = "GDAL signalled an error"
+
+
+class GdalErrors(logging.Handler):
+    """The GDAL errors rasterio reports on the writing thread, while installed (``with GdalErrors() as errors``).
+
+    Other threads (e.g. a server in the same process reading its files) are not counted.
+    rasterio logs GDAL failures at INFO, so the logger is lowered to INFO while any
+    instance is installed (counted across threads) and restored when the last one leaves.
+    """
+
+    _installed = 0
+    _saved_level = logging.NOTSET
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+        self.logger = logging.getLogger(RASTERIO_ERROR_LOGGER)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread and str(record.msg).startswith(_GDAL_ERROR_PREFIX):
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> GdalErrors:
+        with GdalErrors._lock:
+            if GdalErrors._installed == 0:
+                GdalErrors._saved_level = self.logger.level
+                if self.logger.getEffectiveLevel() > logging.INFO:
+                    self.logger.setLevel(logging.INFO)
+            GdalErrors._installed += 1
+            self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with GdalErrors._lock:
+            self.logger.removeHandler(self)
+            GdalErrors._installed -= 1
+            if GdalErrors._installed == 0:
+                self.logger.setLevel(GdalErrors._saved_level)
+
+    def check(self, path: Path, doing: str) -> None:
+        """Raise ``OutputWriteError`` if GDAL reported an error so far."""
+        if self.messages:
+            more = len(self.messages) - 3
+            shown = "; ".join(self.messages[:3]) + (f" (and {more} more)" if more > 0 else "")
+            raise OutputWriteError(
+                f"GDAL failed while {doing} {str(path)!r} (is the disk full?): {shown}; no output was published"
+            )
+
+
+class Checksums:
+    """CRC-32 of every (bands, window) piece written to one GeoTIFF, to compare with what reads back."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[tuple[int, ...], RasterioWindow, int]] = []
+
+    def add(self, indexes: list[int], window: RasterioWindow, values: np.ndarray) -> None:
+        self.pieces.append((tuple(indexes), window, checksum(values)))
+
+    def __iter__(self) -> Iterator[tuple[tuple[int, ...], RasterioWindow, int]]:
+        return iter(self.pieces)
+
+
+def verify_geotiff(path: Path, plan: BlockPlan, count: int, dtype: np.dtype, checksums: Checksums) -> None:
+    """Open the closed file again: its size, band count and dtype, and every written piece as written."""
+    problem = None
+    with GdalErrors() as errors:
+        try:
+            with rasterio.open(path, driver="GTiff") as written:
+                layout = (written.width, written.height, written.count, written.dtypes[0])
+                if layout != (plan.width, plan.height, count, np.dtype(dtype).name):
+                    problem = f"it reads as {layout}, not {(plan.width, plan.height, count, np.dtype(dtype).name)}"
+                else:
+                    for indexes, window, expected in checksums:
+                        if checksum(written.read(list(indexes), window=window)) != expected:
+                            problem = f"bands {list(indexes)} at {window} do not read back as written"
+                            break
+        except rasterio.errors.RasterioError as error:
+            problem = f"it does not read back: {error}"
+        errors.check(path, "reading back")
+    if problem is not None:
+        raise OutputWriteError(
+            f"the GeoTIFF written to {str(path)!r} is damaged ({problem}; is the disk full?); no output was published"
+        )
 
 
 def _crs(target: DownloadTarget) -> CRS:
@@ -100,17 +200,21 @@ class GeoTiffWriter(BlockWriter):
         self.dtype = common_dtype(list(target.dtypes))
         self.env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
         self.env.__enter__()
+        self.errors = GdalErrors().__enter__()
+        self.checksums = Checksums()
         names = output_band_names(target.band_ids, target.image_ids if target.has_time else None)
+        self.count = len(names)
         nodata = _shared_nodata(nodata_of(target), self.dtype)
         try:
-            self.dataset = create_geotiff(path, target, plan, len(names), self.dtype, nodata)
+            self.dataset = create_geotiff(path, target, plan, self.count, self.dtype, nodata)
             for index, (name, tags) in enumerate(zip(names, _band_tags(target)), start=1):
                 self.dataset.set_band_description(index, name)
                 if tags:
                     self.dataset.update_tags(index, **tags)
             self.dataset.update_tags(**_file_tags(target))
+            self.errors.check(path, "creating")
         except BaseException:
-            self.env.__exit__(None, None, None)
+            self._close()
             raise
 
     def write(self, block: Block, arrays: list[np.ndarray]) -> None:
@@ -118,19 +222,36 @@ class GeoTiffWriter(BlockWriter):
         for position, time in enumerate(block.times):
             first = time * bands + 1
             stacked = np.stack([np.asarray(array[position], dtype=self.dtype) for array in arrays])
-            self.dataset.write(stacked, indexes=list(range(first, first + bands)), window=_window(block))
+            indexes = list(range(first, first + bands))
+            try:
+                self.dataset.write(stacked, indexes=indexes, window=_window(block))
+            except rasterio.errors.RasterioError as error:  # "Write failed. See previous exception": GDAL's says why
+                self.errors.check(self.path, "writing")
+                raise write_failed(self.path, error) from error
+            self.checksums.add(indexes, _window(block), stacked)
+        self.errors.check(self.path, "writing")
+
+    def _close(self) -> None:
+        if self.env is None:
+            return
+        try:
+            dataset = getattr(self, "dataset", None)  # None: creating it failed
+            if dataset is not None and not dataset.closed:
+                dataset.close()
+        finally:
+            self.errors.__exit__(None, None, None)
+            self.env.__exit__(None, None, None)
+            self.env = None
 
     def finish(self) -> None:
         if self.env is None:
             return
-        try:
-            self.dataset.close()
-        finally:
-            self.env.__exit__(None, None, None)
-            self.env = None
+        self._close()
+        self.errors.check(self.path, "closing")  # close() does not raise when GDAL fails to flush
+        verify_geotiff(self.path, self.plan, self.count, self.dtype, self.checksums)
 
     def abort(self) -> None:
-        self.finish()
+        self._close()
 
 
 def _file_tags(target: DownloadTarget) -> dict[str, str]:
@@ -138,28 +259,40 @@ def _file_tags(target: DownloadTarget) -> dict[str, str]:
 
 
 class ZippedGeoTiffWriter(BlockWriter):
-    """ZIPPED_GEO_TIFF (``<name>.tif``) or ZIPPED_GEO_TIFF_PER_BAND (``<name>.<band>.tif``) in a zip."""
+    """ZIPPED_GEO_TIFF (``<name>.tif``) or ZIPPED_GEO_TIFF_PER_BAND (``<name>.<band>.tif``) in a zip.
+
+    The GeoTIFFs are written in a scratch folder ``<partial>.files`` (holding ``SCRATCH_MARKER``, so that
+    a leftover of a killed run is recognised as ours and removed, and nothing else ever is), verified,
+    then stored in the zip.
+    """
 
     def __init__(self, path: Path, target: DownloadTarget, plan: BlockPlan, *, base: str, per_band: bool) -> None:
         super().__init__(path, target, plan)
         self.per_band = per_band
         self.scratch = path.with_name(path.name + ".files")
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        remove_scratch(self.scratch)
         self.scratch.mkdir()
+        (self.scratch / SCRATCH_MARKER).write_bytes(b"")
         names = output_band_names(target.band_ids, target.image_ids if target.has_time else None)
         self.members = zip_member_names(base, names, per_band)
         self.nodata = nodata_of(target)
         self.tags = _band_tags(target)
         self.env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
         self.env.__enter__()
+        self.errors = GdalErrors().__enter__()
         self.multi: GeoTiffWriter | None = None
         self.open_files: dict[int, list[Any]] = {}  # time step -> its per-band files
-        if not per_band:
-            self.multi = GeoTiffWriter(self.scratch / self.members[0], target, plan)
+        self.checksums: dict[int, Checksums] = {}  # member -> what was written to it
+        try:
+            if not per_band:
+                self.multi = GeoTiffWriter(self.scratch / self.members[0], target, plan)
+        except BaseException:
+            self._close()
+            raise
 
-    def _create_files(self, time: int) -> list[Any]:
+    def _create_files(self, time: int, files: list[Any]) -> None:
+        """Create time step ``time``'s per-band files in ``files`` (so _close_files closes them whatever happens)."""
         bands = len(self.target.band_ids)
-        files = []
         for b, dtype in enumerate(self.target.dtypes):
             member = time * bands + b
             dataset = create_geotiff(
@@ -170,12 +303,12 @@ class ZippedGeoTiffWriter(BlockWriter):
                 dtype,
                 _shared_nodata([self.nodata[b]], dtype),
             )
+            files.append(dataset)
             dataset.set_band_description(1, self.target.band_ids[b])
             if self.tags[member]:
                 dataset.update_tags(1, **self.tags[member])
             dataset.update_tags(**_file_tags(self.target))
-            files.append(dataset)
-        return files
+            self.checksums[member] = Checksums()
 
     def _close_files(self, keep: range = range(0)) -> None:
         for time in [time for time in self.open_files if time not in keep]:
@@ -189,13 +322,21 @@ class ZippedGeoTiffWriter(BlockWriter):
         # Blocks arrive time block by time block: files of earlier time steps are complete.
         self._close_files(keep=block.times)
         whole = block.window.size == self.plan.height * self.plan.width
+        bands = len(self.target.band_ids)
         for position, time in enumerate(block.times):
             if time not in self.open_files:
-                self.open_files[time] = self._create_files(time)
-            for dataset, array in zip(self.open_files[time], arrays):
-                dataset.write(array[position][np.newaxis], indexes=[1], window=_window(block))
+                self._create_files(time, self.open_files.setdefault(time, []))
+            for b, (dataset, array) in enumerate(zip(self.open_files[time], arrays)):
+                values = array[position][np.newaxis]
+                try:
+                    dataset.write(values, indexes=[1], window=_window(block))
+                except rasterio.errors.RasterioError as error:
+                    self.errors.check(self.scratch, "writing GeoTIFFs in")
+                    raise write_failed(self.scratch, error) from error
+                self.checksums[time * bands + b].add([1], _window(block), values.astype(dataset.dtypes[0]))
             if whole:  # a block of many time steps covers each image at once: close its files now
                 self._close_files(keep=range(time + 1, block.times.stop))
+        self.errors.check(self.scratch, "writing GeoTIFFs in")
 
     def _close(self) -> None:
         if self.env is None:
@@ -203,21 +344,55 @@ class ZippedGeoTiffWriter(BlockWriter):
         try:
             if self.multi is not None:
                 self.multi.finish()
-            self._close_files()
         finally:
-            self.env.__exit__(None, None, None)
-            self.env = None
+            try:
+                self._close_files()
+            finally:
+                self.errors.__exit__(None, None, None)
+                self.env.__exit__(None, None, None)
+                self.env = None
 
     def finish(self) -> None:
-        self._close()
+        self._close()  # the multi-band file verifies itself in its finish()
+        self.errors.check(self.scratch, "closing GeoTIFFs in")
+        if self.multi is None:
+            for member, checksums in self.checksums.items():
+                dtype = self.target.dtypes[member % len(self.target.band_ids)]
+                verify_geotiff(self.scratch / self.members[member], self.plan, 1, dtype, checksums)
         with zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for member in self.members:
-                archive.write(self.scratch / member, arcname=member)
-                (self.scratch / member).unlink()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+            for name in self.members:
+                archive.write(self.scratch / name, arcname=name)
+        self._verify_zip()
+        remove_scratch(self.scratch)
+
+    def _verify_zip(self) -> None:
+        """The zip holds every member, whole (Python raises on a failed write; this checks what reads back)."""
+        with zipfile.ZipFile(self.path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+        expected = {member: (self.scratch / member).stat().st_size for member in self.members}
+        if sizes != expected:
+            raise OutputWriteError(f"the zip written to {str(self.path)!r} does not hold what was written to it")
 
     def abort(self) -> None:
         try:
+            if self.multi is not None:
+                self.multi.abort()
+                self.multi = None
             self._close()
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            remove_scratch(self.scratch)
+
+
+SCRATCH_MARKER = ".eexarray-download-scratch"
+
+
+def remove_scratch(scratch: Path) -> None:
+    """Delete a scratch folder of ours (it holds ``SCRATCH_MARKER``); refuse to touch anything else there."""
+    if not (scratch.exists() or scratch.is_symlink()):
+        return
+    if not scratch.is_dir() or scratch.is_symlink() or not (scratch / SCRATCH_MARKER).is_file():
+        raise FileExistsError(
+            f"{str(scratch)!r} is in the way of the download's scratch folder and was not made by eexarray download; "
+            "remove it or choose another output name"
+        )
+    shutil.rmtree(scratch)

@@ -9,6 +9,7 @@ and writes it at once without caching it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +20,7 @@ from eexarray._optional import require
 from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.target import DownloadTarget
 from eexarray.download.template import variable_layouts
-from eexarray.download.writer import BlockWriter
+from eexarray.download.writer import BlockWriter, write_failed
 
 COMPRESSION_LEVEL: Final = 4
 PURPOSE: Final = "download(format='NETCDF') / eexarray download --format NETCDF"
@@ -48,11 +49,17 @@ class NetcdfWriter(BlockWriter):
         previous = netCDF4.get_chunk_cache()
         netCDF4.set_chunk_cache(0, 0, 1.0)
         try:
-            self.file = netCDF4.Dataset(path, "w", format="NETCDF4")
+            try:
+                self.file = netCDF4.Dataset(path, "w", format="NETCDF4")
+            except (OSError, RuntimeError) as error:
+                raise write_failed(path, error) from error
             try:
                 self._define()
-            except BaseException:
-                self.file.close()
+            except BaseException as error:
+                with contextlib.suppress(RuntimeError):
+                    self.file.close()
+                if isinstance(error, RuntimeError):  # HDF5 failures (a full disk) come as RuntimeError
+                    raise write_failed(path, error) from error
                 raise
         finally:
             netCDF4.set_chunk_cache(*previous)
@@ -96,15 +103,23 @@ class NetcdfWriter(BlockWriter):
     def write(self, block: Block, arrays: list[np.ndarray]) -> None:
         rows, cols = block.window.slices()
         times = slice(block.times.start, block.times.stop)
-        for variable, array in zip(self.variables, arrays):
-            if self.target.has_time:
-                variable[times, rows, cols] = array
-            else:
-                variable[rows, cols] = array[0]
+        try:
+            for variable, array in zip(self.variables, arrays):
+                if self.target.has_time:
+                    variable[times, rows, cols] = array
+                else:
+                    variable[rows, cols] = array[0]
+        except RuntimeError as error:  # netCDF4 reports HDF5 write failures (a full disk) as RuntimeError
+            raise write_failed(self.path, error) from error
 
     def finish(self) -> None:
-        if self.file.isopen():
-            self.file.close()
+        try:
+            if self.file.isopen():
+                self.file.close()
+        except RuntimeError as error:
+            raise write_failed(self.path, error) from error
 
     def abort(self) -> None:
-        self.finish()
+        if self.file.isopen():
+            with contextlib.suppress(RuntimeError):  # the write failed already: that error is the one to report
+                self.file.close()

@@ -19,7 +19,7 @@ import numpy as np
 
 from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.target import DownloadTarget
-from eexarray.download.writer import BlockWriter
+from eexarray.download.writer import BlockWriter, OutputWriteError
 
 
 def structured_dtype(band_ids: tuple[str, ...], dtypes: tuple[np.dtype, ...]) -> np.dtype:
@@ -71,6 +71,13 @@ class NpyWriter(BlockWriter):
 
     def finish(self) -> None:
         self.file.close()
+        # time_count is 1 for an image: its (y, x) array holds as many records as one time step.
+        expected = self.offset + self.plan.time_count * self.plan.height * self.plan.width * self.dtype.itemsize
+        size = self.path.stat().st_size
+        if size != expected:  # writes raise on a full disk; this catches anything else that cut the file
+            raise OutputWriteError(
+                f"the NPY file written to {str(self.path)!r} has {size} bytes, not {expected}; no output was published"
+            )
 
     def abort(self) -> None:
         self.file.close()

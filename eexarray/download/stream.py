@@ -17,7 +17,7 @@ from typing import Any
 from eexarray.download.plan import Block, BlockPlan, blocks_in_flight
 from eexarray.download.progress import ProgressBar
 from eexarray.download.target import DownloadTarget
-from eexarray.download.writer import BlockWriter
+from eexarray.download.writer import BlockWriter, write_failed
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,10 @@ def stream_blocks(
             fetched = read.result()
             arrays = [fetched[position] for position in target.band_positions]
             del fetched
-            writer.write(block, arrays)
+            try:
+                writer.write(block, arrays)
+            except OSError as error:  # a full disk, a file size limit...: say what was being written
+                raise write_failed(writer.path, error, writer.resumable) from error
             block_requests = getattr(read, "request_count", requests_per_block)
             del arrays, read
             written += 1

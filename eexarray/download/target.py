@@ -29,6 +29,7 @@ class DownloadTarget:
     band_ids: tuple[str, ...]  # the Dataset's variables, in order
     band_positions: tuple[int, ...]  # their positions in ``source``
     has_time: bool
+    versions: tuple[str | None, ...] = ()  # per image: updateTime (stored) or version (computed), if known
 
     @property
     def grid(self) -> PixelGrid:
@@ -78,4 +79,5 @@ def open_target(asset: Any, open_options: dict[str, Any]) -> DownloadTarget:
         band_ids=tuple(str(name) for name in dataset.data_vars),
         band_positions=tuple(band for _, band in sources),
         has_time=opened.has_time,
+        versions=tuple(opened.resolved.versions),
     )

@@ -17,7 +17,26 @@ from eexarray.download.plan import Block, BlockPlan
 from eexarray.download.target import DownloadTarget
 
 
+class OutputWriteError(OSError):
+    """Writing the output failed, or what was written does not read back as written (e.g. a full disk)."""
+
+
+def write_failed(path: Path, error: BaseException, resumable: bool = False) -> OutputWriteError:
+    """The error to raise when a write to ``path`` failed with ``error`` (kept as the cause)."""
+    if isinstance(error, OutputWriteError):
+        return error
+    cause = error.__cause__ or error.__context__  # rasterio: "Write failed. See previous exception"
+    detail = f"{error} ({cause})" if cause is not None and str(cause) != str(error) else str(error)
+    kept = "; the partial store is kept: run the same download again to resume it" if resumable else ""
+    return OutputWriteError(
+        f"writing {str(path)!r} failed: {detail} (is the disk full, or a file size limit reached?); "
+        f"no output was published{kept}"
+    )
+
+
 class BlockWriter(ABC):
+    resumable = False  # a failed download leaves its partial output to be resumed
+
     def __init__(self, path: Path, target: DownloadTarget, plan: BlockPlan) -> None:
         self.path = path
         self.target = target
@@ -33,7 +52,7 @@ class BlockWriter(ABC):
 
     @abstractmethod
     def finish(self) -> None:
-        """Flush and close: the output at ``path`` is complete."""
+        """Flush, close and verify: the output at ``path`` is complete, or ``OutputWriteError`` is raised."""
 
     @abstractmethod
     def abort(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,28 @@ def test_format_resolution(fmt, file_per_band, expected):
     assert resolve_format(fmt, file_per_band) == expected
 
 
+@pytest.mark.parametrize(
+    ("output", "fmt", "file_per_band", "expected"),
+    [
+        ("a.tif", None, None, "GEO_TIFF"),
+        ("a.TIF", None, None, "GEO_TIFF"),
+        ("a.tiff", None, None, "GEO_TIFF"),
+        ("a", None, None, "GEO_TIFF"),
+        ("a.zip", None, None, "ZIPPED_GEO_TIFF"),
+        ("a.zip", None, True, "ZIPPED_GEO_TIFF_PER_BAND"),
+        ("a.zip", "ZIPPED_GEO_TIFF_PER_BAND", None, "ZIPPED_GEO_TIFF_PER_BAND"),
+        ("a.npy", None, None, "NPY"),
+        ("a.zarr", None, None, "ZARR"),
+        ("a.nc", None, None, "NETCDF"),
+        ("a.nc4", None, None, "NETCDF"),
+        ("a.bin", "npy", None, "NPY"),  # an unknown extension: the format says
+        ("a", None, False, "ZIPPED_GEO_TIFF"),
+    ],
+)
+def test_format_from_the_output_extension(output, fmt, file_per_band, expected):
+    assert resolve_format(fmt, file_per_band, Path("/data") / output) == expected
+
+
 def test_memory_limits_parse_sizes():
     assert parse_memory_limit(None) == DEFAULT_MEMORY_LIMIT == 2**30
     assert parse_memory_limit("256MB") == 256_000_000 and parse_memory_limit("2GiB") == 2 * 2**30
@@ -115,11 +138,12 @@ def test_memory_limits_parse_sizes():
 
 def test_the_block_log_ignores_a_torn_last_line(tmp_path):
     log = resume.BlockLog(tmp_path)
-    log.record((0, 1, 2))
-    log.record((3, 4, 5))
+    log.record((0, 1, 2), [0xDEADBEEF])
+    log.record((3, 4, 5), [1, 2])
     log.close()
     with open(tmp_path / resume.LOG, "a") as handle:
         handle.write("6 7")  # a kill in the middle of an append
+    assert resume.read_log(tmp_path) == {(0, 1, 2): (0xDEADBEEF,), (3, 4, 5): (1, 2)}
     assert resume.read_done(tmp_path) == {(0, 1, 2), (3, 4, 5)}
     assert resume.read_done(tmp_path / "nowhere") == set()
 
