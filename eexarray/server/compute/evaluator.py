@@ -15,7 +15,7 @@ from typing import Any
 from eexarray.server.catalog import Catalog
 from eexarray.server.compute import graph
 from eexarray.server.compute import values as v
-from eexarray.server.compute.registry import ALGORITHMS, Call
+from eexarray.server.compute.registry import ALGORITHMS, Call, not_implemented
 from eexarray.server.errors import invalid_argument
 
 MAX_CALLS = 1_000_000  # function calls per request: a runaway map/iterate is a 400, not a hung thread
@@ -67,10 +67,7 @@ class Evaluator:
     def invoke(self, name: str, arguments: dict[str, Any]) -> Any:
         definition = ALGORITHMS.get(name)
         if definition is None:
-            raise invalid_argument(
-                f"Unsupported algorithm: {name}. This server evaluates the algorithms listed by "
-                "GET /v1/projects/*/algorithms (see docs/server.md)."
-            )
+            raise not_implemented(name)
         known = {argument.name for argument in definition.arguments}
         unknown = sorted(set(arguments) - known)
         if unknown:
