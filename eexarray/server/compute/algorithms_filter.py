@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from eexarray.server.compute import values as v
 from eexarray.server.compute.assets import millis
+from eexarray.server.compute.joda import DEFAULT_PATTERN, format_date
 from eexarray.server.compute.registry import Call, algorithm, opt
 from eexarray.server.geojson import GeometryError, grid_footprint, intersects, parse_geometry
 
@@ -54,6 +56,23 @@ def _date(call: Call) -> v.Date:
     if call.get("timeZone") not in (None, "UTC", "Etc/UTC", "GMT"):
         raise call.error(f"Only UTC dates are supported by this server, got timeZone {call.get('timeZone')!r}.")
     return v.Date(to_millis(call.get("value"), "value", call))
+
+
+@algorithm("Date.format", "String", "The date as text, by a Joda-Time pattern (default yyyy-MM-dd'T'HH:mm:ss).",
+           ("date", "Date"), opt("format", "String"), opt("timeZone", "String"))  # fmt: skip
+def _date_format(call: Call) -> str:
+    date = call.of("date", v.Date, "Date")
+    zone_name = call.optional_string("timeZone") or "UTC"
+    try:
+        zone = zoneinfo.ZoneInfo(zone_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise call.error(
+            f"Unknown timeZone {zone_name!r}; use an IANA name such as 'UTC' or 'America/Los_Angeles'."
+        ) from None
+    try:
+        return format_date(date.datetime.astimezone(zone), call.optional_string("format") or DEFAULT_PATTERN)
+    except ValueError as error:
+        raise call.error(str(error)) from None
 
 
 @algorithm("Date.millis", "Long", "Milliseconds since the epoch.", ("date", "Date"))

@@ -175,6 +175,13 @@ class Call:
             return value
         raise self._type_error(name, "Number", value)
 
+    def finite(self, name: str) -> float:
+        """A finite number argument (NaN or infinity is a 400 naming the argument)."""
+        value = self.number(name)
+        if not math.isfinite(value):
+            raise self.error(f"Argument '{name}' must be a finite number, got {value!r}.")
+        return float(value)
+
     def boolean(self, name: str) -> bool:
         value = self.args.get(name)
         if isinstance(value, bool):

@@ -144,6 +144,14 @@ class Function:
     environment: Mapping[str, Any]
 
 
+@dataclass(frozen=True, eq=False)
+class NativeFunction:
+    """A function an algorithm returns (Image.parseExpression): Python code, called with named arguments."""
+
+    argument_names: tuple[str, ...]
+    implementation: Callable[[Any, Mapping[str, Any]], Any]  # (evaluator, arguments) -> value
+
+
 def type_name(value: Any) -> str:
     """Earth Engine's name for the type of ``value`` (used in error messages)."""
     if value is None:
