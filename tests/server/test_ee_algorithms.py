@@ -203,3 +203,14 @@ def test_date_format(ee_server):
     assert date.format("'day' DDD").getInfo() == "day 063"
     with pytest.raises(ee.EEException, match="Unsupported letter 'Q'"):
         date.format("Q").getInfo()
+
+
+def test_the_algorithm_page_is_current():
+    """docs/server-algorithms.md flags every catalog algorithm; regenerate it when the registry changes."""
+    from pathlib import Path
+
+    from eexarray.server.compute.catalog_doc import render
+
+    page = (Path(__file__).parents[2] / "docs" / "server-algorithms.md").read_text(encoding="utf-8")
+    assert page == render(), "run: python -m eexarray.server.compute.catalog_doc > docs/server-algorithms.md"
+    assert "| `Image.reduceRegion` | **yes** |" in page and "| `Image.glcmTexture` | no |" in page
