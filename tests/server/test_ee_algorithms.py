@@ -125,7 +125,9 @@ def test_reduce_region_at_a_coarser_scale_and_max_pixels(ee_server):
     box = utm_box(40, 40, 80, 80)
     result = ee.Image("c/img").select("B4").reduceRegion(ee.Reducer.count(), box, 20).getInfo()
     assert result == {"B4": 400}  # 40 x 40 native pixels are 20 x 20 at 20 m
-    with pytest.raises(ee.EEException, match="Too many pixels in the region. Found 1600, but maxPixels allows only 100"):
+    with pytest.raises(
+        ee.EEException, match="Too many pixels in the region. Found 1600, but maxPixels allows only 100"
+    ):
         ee.Image("c/img").select("B4").reduceRegion(ee.Reducer.mean(), box, maxPixels=100).getInfo()
 
 
