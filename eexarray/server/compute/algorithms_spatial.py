@@ -298,6 +298,7 @@ def _sample_rectangle(call: Call) -> v.Feature:
             raise call.error(f"Band '{band.id}' has masked pixels in the region and no defaultValue was given.")
         values = np.ma.getdata(pixels).tolist()
         if missing.any():
+            assert default is not None  # checked above
             values = np.where(missing, default, np.ma.getdata(pixels).astype("float64")).tolist()
         properties[band.id] = values
     return v.Feature(v.Geometry(_as_lists(shapely.geometry.mapping(region))), properties)

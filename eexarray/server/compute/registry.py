@@ -96,7 +96,9 @@ def algorithm(
 @functools.lru_cache(maxsize=1)
 def earth_engine_catalog() -> dict[str, dict[str, Any]]:
     """Earth Engine's algorithm catalog (REST ``Algorithm`` entries) by name (``Image.add``)."""
-    text = resources.files("eexarray.server").joinpath("data", "ee_algorithms.json").read_text(encoding="utf-8")
+    text = (
+        resources.files("eexarray.server").joinpath("data").joinpath("ee_algorithms.json").read_text(encoding="utf-8")
+    )
     return {entry["name"].removeprefix("algorithms/"): entry for entry in json.loads(text)["algorithms"]}
 
 
