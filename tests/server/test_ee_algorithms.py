@@ -99,11 +99,18 @@ def test_the_get_pixels_seed_example_as_written(ee_server):
 
 def test_clip_masks_pixels_outside_the_geometry(ee_server):
     clipped = ee.Image("c/img").select("B4").clip(utm_box(40, 50, 60, 80))
-    array = ee.data.computePixels({"expression": clipped.unmask(7), "fileFormat": "NUMPY_NDARRAY",
-                                   "grid": native_grid(30, 40, 60, 40)})  # fmt: skip
+    filled = ee.data.computePixels({"expression": clipped.unmask(7, False), "fileFormat": "NUMPY_NDARRAY",
+                                    "grid": native_grid(30, 40, 60, 40)})  # fmt: skip
     expected = np.full((40, 60), 7, "uint16")
     expected[10:30, 10:40] = truth(0, 40, 50, 30, 20)
-    assert np.array_equal(array["B4"], expected)
+    assert np.array_equal(filled["B4"], expected)
+    # As in Earth Engine, unmask() keeps the clipped footprint by default: outside stays masked (0 on the wire).
+    kept = ee.data.computePixels({"expression": clipped.unmask(7), "fileFormat": "NUMPY_NDARRAY",
+                                  "grid": native_grid(30, 40, 60, 40)})  # fmt: skip
+    assert np.array_equal(kept["B4"], np.where(expected == 7, 0, expected))
+    # The clipped image's grid is the native window covering the geometry.
+    band = clipped.getInfo()["bands"][0]
+    assert band["dimensions"] == [30, 20] and band["crs_transform"] == [10.0, 0.0, 500500.0, 0.0, -10.0, 4199600.0]
 
 
 @pytest.mark.parametrize("reducer", ["mean", "median", "min", "max", "sum", "count"])

@@ -20,11 +20,11 @@ import shapely
 import shapely.geometry
 from affine import Affine
 
-from eexarray.geometry import InvalidCrsError, InvalidGridError, PixelGrid, to_pyproj
+from eexarray.geometry import InvalidCrsError, InvalidGridError, PixelGrid, Window, crs_equal, to_pyproj
 from eexarray.geometry.grid import transform_bounds
 from eexarray.server.compute import values as v
 from eexarray.server.compute.algorithms_image import IMAGE
-from eexarray.server.compute.bands import masked
+from eexarray.server.compute.bands import ClipSource, masked
 from eexarray.server.compute.registry import Call, algorithm, opt
 from eexarray.server.compute.spatial import (
     ReprojectedSource,
@@ -151,9 +151,26 @@ class GeometryClipSource:
 def _clip(call: Call) -> v.Image:
     image = call.image("input")
     geometry = geometry_argument(call, "geometry")
-    return image.with_bands(
-        [v.Band(b.id, b.pixel_type, GeometryClipSource(b.source, geometry), b.grid) for b in image.bands]
-    )
+    bands = []
+    for band in image.bands:
+        source = GeometryClipSource(band.source, geometry)
+        bands.append(v.Band(band.id, band.pixel_type, source, _cropped(band, geometry), band_projection(band)))
+    return image.with_bands(bands)
+
+
+def _cropped(band: v.Band, geometry: shapely.Geometry) -> PixelGrid | None:
+    """The band's grid cut to the window covering the geometry (what a download of the clip covers)."""
+    if band.grid is None or not band.grid.is_axis_aligned:
+        return band.grid
+    try:
+        bounds = transform_bounds(geometry.bounds, "EPSG:4326", band.grid.crs)
+        window = band.grid.window_covering(bounds)
+    except (InvalidCrsError, InvalidGridError):
+        return band.grid
+    inside_grid = window.intersection(Window.from_shape(band.grid.height, band.grid.width))
+    if inside_grid is None:
+        return band.grid.window(Window(0, 1, 0, 1))  # no overlap: a token one-pixel grid, all masked
+    return band.grid.window(inside_grid)
 
 
 @algorithm("Image.reproject", IMAGE, "Computes the image in the given projection (nearest neighbour).",
@@ -176,7 +193,9 @@ def _reproject(call: Call) -> v.Image:
             origin = lattice.transform * Affine.translation(window.col_start, window.row_start)
             grid = PixelGrid(lattice.crs, origin, window.width, window.height)
         source = ReprojectedSource(band.source, lattice.crs, lattice.transform)
-        bands.append(v.Band(band.id, band.pixel_type, source, grid))
+        t = lattice.transform
+        projection = v.Projection(lattice.crs, (t.a, t.b, t.c, t.d, t.e, t.f))
+        bands.append(v.Band(band.id, band.pixel_type, source, grid, projection))
     return image.with_bands(bands)
 
 
@@ -302,3 +321,114 @@ def _sample_rectangle(call: Call) -> v.Feature:
             values = np.where(missing, default, np.ma.getdata(pixels).astype("float64")).tolist()
         properties[band.id] = values
     return v.Feature(v.Geometry(_as_lists(shapely.geometry.mapping(region))), properties)
+
+
+# -- what getDownloadId / getThumbURL build ---------------------------------------------------------
+def _bounds_in(geometry: v.Geometry, shape: shapely.Geometry, crs: str) -> tuple[float, float, float, float]:
+    """The geometry's bounding box in ``crs``: exact when it was built in that CRS (a grid rectangle)."""
+    if geometry.native is not None and crs_equal(geometry.native[0], crs):
+        return shape_of(geometry.native[1]).bounds  # type: ignore[no-any-return]
+    west, south, east, north = shape.bounds
+    return transform_bounds((west, south, east, north), "EPSG:4326", crs)
+
+
+def _window_grid(lattice: Lattice, bounds: tuple[float, float, float, float]) -> PixelGrid:
+    window = PixelGrid(lattice.crs, lattice.transform, 1, 1).window_covering(bounds)
+    origin = lattice.transform * Affine.translation(window.col_start, window.row_start)
+    return PixelGrid(lattice.crs, origin, window.width, window.height)
+
+
+@algorithm(
+    "Image.clipToBoundsAndScale",
+    IMAGE,
+    "The image clipped to the geometry's bounding box and resampled to a scale or to pixel dimensions.",
+    ("input", IMAGE),
+    opt("geometry", "Geometry"),
+    opt("width", "Integer"),
+    opt("height", "Integer"),
+    opt("maxDimension", "Integer"),
+    opt("scale", "Float"),
+)
+def _clip_to_bounds_and_scale(call: Call) -> v.Image:
+    image = call.image("input")
+    width, height = call.optional_integer("width"), call.optional_integer("height")
+    max_dimension = call.optional_integer("maxDimension")
+    for name, value in (("width", width), ("height", height), ("maxDimension", max_dimension)):
+        if value is not None and not 0 < value <= 32768:
+            raise call.error(f"{name} must be between 1 and 32768, got {value}.")
+    scale = None if call.get("scale") is None else call.finite("scale")
+    if scale is not None and scale <= 0:
+        raise call.error(f"scale must be a positive number of metres, got {scale}.")
+    geometry_value = call.get("geometry")
+    bands = []
+    for band in image.bands:
+        projection = band_projection(band)
+        lattice = Lattice(projection.crs, north_up(projection.transform))
+        try:
+            if geometry_value is not None:
+                shape = geometry_argument(call, "geometry")
+                bounds = _bounds_in(geometry_value, shape, lattice.crs)
+            elif band.grid is not None:
+                bounds = transform_bounds(band.grid.bounds, band.grid.crs, lattice.crs)
+            else:
+                raise call.error(f"Band '{band.id}' has no footprint (a composite or a constant): give a geometry.")
+            grid = _scaled_grid(call, lattice, bounds, width, height, max_dimension, scale)
+        except (InvalidCrsError, InvalidGridError) as error:
+            raise call.error(f"Cannot place band '{band.id}': {error}") from None
+        source = ClipSource(ReprojectedSource(band.source, grid.crs, grid.transform), grid)
+        bands.append(v.Band(band.id, band.pixel_type, source, grid))
+    return image.with_bands(bands)
+
+
+def _scaled_grid(
+    call: Call,
+    lattice: Lattice,
+    bounds: tuple[float, float, float, float],
+    width: int | None,
+    height: int | None,
+    max_dimension: int | None,
+    scale: float | None,
+) -> PixelGrid:
+    west, south, east, north = bounds
+    extent_x, extent_y = east - west, north - south
+    if width is None and height is None and max_dimension is not None:
+        if extent_x >= extent_y:
+            width = max_dimension
+        else:
+            height = max_dimension
+    if width is not None or height is not None:
+        if extent_x <= 0 or extent_y <= 0:
+            raise call.error("The region has no area: give a polygon to scale to pixel dimensions.")
+        # One given dimension: the other follows the region's aspect ratio (square pixels).
+        if width is None:
+            assert height is not None
+            width = max(1, round(height * extent_x / extent_y))
+        if height is None:
+            height = max(1, round(width * extent_y / extent_x))
+        transform = Affine(extent_x / width, 0.0, west, 0.0, -extent_y / height, north)
+        return PixelGrid(lattice.crs, transform, width, height)
+    if scale is not None:
+        scaled = at_scale(v.Projection(lattice.crs, tuple(lattice.transform)[:6]), scale)  # type: ignore[arg-type]
+        lattice = Lattice(lattice.crs, north_up(scaled.transform))
+    return _window_grid(lattice, bounds)
+
+
+@algorithm("Image.setDefaultProjection", IMAGE,
+           "The image with a new default projection; pixels are not resampled until a later request.",
+           ("image", IMAGE), ("crs", "Projection"), opt("crsTransform", "List<Float>"),
+           opt("scale", "Float"))  # fmt: skip
+def _set_default_projection(call: Call) -> v.Image:
+    image = call.image("image")
+    if call.get("crs") is None:
+        raise call.error("crs is required.")
+    lattice = requested_lattice(call, image, "crs", "crsTransform", "scale")
+    bands = []
+    for band in image.bands:
+        grid = None
+        if band.grid is not None:
+            try:
+                grid = _window_grid(lattice, transform_bounds(band.grid.bounds, band.grid.crs, lattice.crs))
+            except (InvalidCrsError, InvalidGridError) as error:
+                raise call.error(f"Cannot place band '{band.id}' in {lattice.crs}: {error}") from None
+        bands.append(v.Band(band.id, band.pixel_type, band.source, grid))
+    return image.with_bands(bands)

@@ -16,6 +16,7 @@ from eexarray.server.compute import (  # noqa: F401
     algorithms_reduce,
     algorithms_spatial,
     algorithms_values,
+    algorithms_visualize,
 )
 from eexarray.server.compute.evaluator import Evaluator
 from eexarray.server.compute.graph import decode_expression

@@ -60,6 +60,8 @@ def at_scale(projection: v.Projection, metres: float) -> v.Projection:
 
 def band_projection(band: v.Band) -> v.Projection:
     """A band's default projection; Earth Engine's EPSG:4326 at 1 degree for bands without a grid."""
+    if band.projection is not None:
+        return band.projection
     if band.grid is None:
         return v.Projection("EPSG:4326", IDENTITY)
     t = band.grid.transform

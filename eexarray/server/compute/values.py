@@ -35,9 +35,12 @@ class Band:
     pixel_type: PixelType
     source: BandSource
     grid: PixelGrid | None
+    # The default projection when its transform is not the grid's (Image.reproject with a
+    # crsTransform whose origin lies outside the footprint): Image.projection reports it.
+    projection: Projection | None = None
 
     def renamed(self, name: str) -> Band:
-        return Band(name, self.pixel_type, self.source, self.grid)
+        return Band(name, self.pixel_type, self.source, self.grid, self.projection)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +98,9 @@ class DateRange:
 @dataclass(frozen=True, eq=False)
 class Geometry:
     geojson: dict[str, Any]  # EPSG:4326
+    # (crs, GeoJSON in that CRS's units) when built in another projection: kept so that
+    # a rectangle in a grid's projection (what getDownloadId builds) stays exact there.
+    native: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
