@@ -16,8 +16,11 @@ import rasterio
 import requests
 from PIL import Image as PILImage
 
+from tests.server import test_ee_algorithms
 from tests.server.test_compute_pixels import COARSE, GRID, truth
-from tests.server.test_ee_algorithms import DEGREE_AT_10_M, ee_server, utm_box  # noqa: F401 - the fixture
+from tests.server.test_ee_algorithms import DEGREE_AT_10_M, utm_box
+
+ee_server = test_ee_algorithms.ee_server  # the same fixture (official client initialised on the local server)
 
 FULL = {band: truth(band, 0, 0, 300, 200) for band in (0, 1, 2)}
 B5 = truth(3, 0, 0, 150, 100)  # on its own 20 m grid

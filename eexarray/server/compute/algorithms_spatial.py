@@ -327,7 +327,7 @@ def _sample_rectangle(call: Call) -> v.Feature:
 def _bounds_in(geometry: v.Geometry, shape: shapely.Geometry, crs: str) -> tuple[float, float, float, float]:
     """The geometry's bounding box in ``crs``: exact when it was built in that CRS (a grid rectangle)."""
     if geometry.native is not None and crs_equal(geometry.native[0], crs):
-        return shape_of(geometry.native[1]).bounds  # type: ignore[no-any-return]
+        return shape_of(geometry.native[1]).bounds
     west, south, east, north = shape.bounds
     return transform_bounds((west, south, east, north), "EPSG:4326", crs)
 
@@ -408,7 +408,7 @@ def _scaled_grid(
         transform = Affine(extent_x / width, 0.0, west, 0.0, -extent_y / height, north)
         return PixelGrid(lattice.crs, transform, width, height)
     if scale is not None:
-        scaled = at_scale(v.Projection(lattice.crs, tuple(lattice.transform)[:6]), scale)  # type: ignore[arg-type]
+        scaled = at_scale(v.Projection(lattice.crs, tuple(lattice.transform)[:6]), scale)
         lattice = Lattice(lattice.crs, north_up(scaled.transform))
     return _window_grid(lattice, bounds)
 
