@@ -223,3 +223,37 @@ def test_the_algorithm_page_is_current():
     page = (Path(__file__).parents[2] / "docs" / "server-algorithms.md").read_text(encoding="utf-8")
     assert page == render(), "run: python -m eexarray.server.compute.catalog_doc > docs/server-algorithms.md"
     assert "| `Image.reduceRegion` | **yes** |" in page and "| `Image.glcmTexture` | no |" in page
+
+
+def test_sample_gives_one_feature_per_pixel(ee_server):
+    # Rows 18..21, cols 20..22: the first two rows are masked (the image mask is rows < 20, cols < 30).
+    samples = ee.Image("c/img").select(["B4", "B8"]).sample(utm_box(18, 20, 22, 23), geometries=True).getInfo()
+    assert samples["type"] == "FeatureCollection"
+    features = samples["features"]
+    assert len(features) == 6  # dropNulls: the 6 unmasked pixels, row by row
+    expected_b4, expected_b8 = truth(0, 20, 20, 3, 2).ravel(), truth(2, 20, 20, 3, 2).ravel()
+    assert [f["properties"]["B4"] for f in features] == expected_b4.tolist()
+    assert [f["properties"]["B8"] for f in features] == expected_b8.tolist()
+    lon, lat = TO_LONLAT.transform(500000 + 205.0, 4200000 - 205.0)  # centre of pixel (20, 20)
+    assert features[0]["geometry"]["coordinates"] == pytest.approx([lon, lat], abs=1e-9)
+    kept = ee.Image("c/img").select("B4").sample(utm_box(18, 20, 22, 23), dropNulls=False).size().getInfo()
+    assert kept == 12
+    values = ee.Image("c/img").select("B4").sample(utm_box(40, 40, 60, 60), scale=20).aggregate_array("B4")
+    assert values.getInfo() == truth(0, 0, 0, 300, 200)[41:60:2, 41:60:2].ravel().tolist()
+    some = ee.Image("c/img").select("B4").sample(utm_box(40, 40, 60, 60), factor=0.25, seed=3).size().getInfo()
+    assert 50 < some < 150  # about a quarter of 400
+    with pytest.raises(ee.EEException, match="at most 5000 can be returned"):
+        ee.Image("c/img").select("B4").sample().size().getInfo()
+
+
+def test_select_by_regex_update_mask_and_unmask(ee_server):
+    image = ee.Image("c/img")
+    assert image.select("B[34]").bandNames().getInfo() == ["B4", "B3"]
+    assert image.select(["B.*"], None).bandNames().getInfo() == ["B4", "B3", "B8", "B5"]
+    b4, b3 = truth(0, 10, 20, 20, 20), truth(1, 10, 20, 20, 20)
+    masked = image.select("B4").updateMask(image.select("B3").gt(3000))
+    got = pixels(masked.unmask(1, False), 10, 20, 20, 20)["B4"]
+    # Masked: the image mask (rows < 20, cols < 30) and B3 <= 3000; unmask fills both with 1.
+    image_mask = mask_of(IMAGE_MASK, 10, 20, 20, 20)
+    assert np.array_equal(got, np.where(image_mask | (b3 <= 3000), 1, b4))
+    assert (b3 <= 3000).any() and image_mask.any()

@@ -85,7 +85,9 @@ class Lattice:
     transform: Affine
 
 
-def requested_lattice(call: Call, image: v.Image, crs_name: str, transform_name: str, scale_name: str) -> Lattice:
+def requested_lattice(
+    call: Call, image: v.Image, crs_name: str, transform_name: str | None, scale_name: str
+) -> Lattice:
     """The lattice of a (crs, crsTransform, scale) triple, defaults from the image's first band.
 
     As in Earth Engine: ``crsTransform`` wins over ``scale``; ``scale`` (metres) applies to
@@ -102,8 +104,9 @@ def requested_lattice(call: Call, image: v.Image, crs_name: str, transform_name:
         raise call.error(f"{crs_name} must be a Projection or a CRS code, got {v.type_name(crs_value)}.")
     try:
         to_pyproj(projection.crs)
-        transform = call.get(transform_name)
+        transform = call.get(transform_name) if transform_name is not None else None
         if transform is not None:
+            assert transform_name is not None
             numbers = call.sequence(transform_name)
             if len(numbers) != 6 or not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers
@@ -432,3 +435,71 @@ def _set_default_projection(call: Call) -> v.Image:
                 raise call.error(f"Cannot place band '{band.id}' in {lattice.crs}: {error}") from None
         bands.append(v.Band(band.id, band.pixel_type, band.source, grid))
     return image.with_bands(bands)
+
+
+# -- sampling pixels into features -----------------------------------------------------------------
+MAX_SAMPLES = 5000  # features one request may return (Earth Engine's getInfo aborts beyond 5000 elements)
+
+
+@algorithm(
+    "Image.sample",
+    "FeatureCollection",
+    "Features of the pixels (centres inside the region) of the requested lattice, one property per band.",
+    ("image", IMAGE),
+    opt("region", "Geometry"),
+    opt("scale", "Float"),
+    opt("projection", "Projection"),
+    opt("factor", "Float"),
+    opt("numPixels", "Long"),
+    opt("seed", "Integer", "", 0),
+    opt("dropNulls", "Boolean", "", True),
+    opt("tileScale", "Float", "", 1),
+    opt("geometries", "Boolean", "", False),
+)
+def _sample(call: Call) -> v.FeatureCollection:
+    image = call.image("image")
+    if not image.bands:
+        raise call.error("The image has no bands.")
+    factor = None if call.get("factor") is None else call.finite("factor")
+    count = call.optional_integer("numPixels")
+    if factor is not None and count is not None:
+        raise call.error("Give factor or numPixels, not both.")
+    if factor is not None and not 0 < factor <= 1:
+        raise call.error(f"factor must be in (0, 1], got {factor}.")
+    if count is not None and count < 0:
+        raise call.error(f"numPixels must not be negative, got {count}.")
+    region = geometry_argument(call, "region") if call.get("region") is not None else _image_footprint(call, image)
+    lattice = requested_lattice(call, image, "projection", None, "scale")
+    grid = region_grid(call, lattice, region, 10_000_000)
+    chosen = inside(region, grid)
+    rows, cols = np.nonzero(chosen)
+    pixels = [band.source.read(grid) for band in image.bands]
+    masks = np.stack([np.ma.getmaskarray(p)[rows, cols] for p in pixels])
+    if call.boolean("dropNulls"):
+        keep = ~masks.any(axis=0)
+        rows, cols, masks = rows[keep], cols[keep], masks[:, keep]
+    # Which pixels: all, a random fraction, or about numPixels of them (seeded; Earth Engine's choice differs).
+    generator = np.random.default_rng(call.integer("seed"))
+    if factor is not None or count is not None:
+        fraction = factor if factor is not None else min(1.0, (count or 0) / max(1, len(rows)))
+        picked = generator.random(len(rows)) < fraction
+        rows, cols, masks = rows[picked], cols[picked], masks[:, picked]
+    if len(rows) > MAX_SAMPLES:
+        raise call.error(
+            f"The sample has {len(rows)} pixels; at most {MAX_SAMPLES} can be returned. "
+            "Use factor, numPixels or a coarser scale."
+        )
+    transformer = pyproj.Transformer.from_crs(to_pyproj(grid.crs), "EPSG:4326", always_xy=True)
+    t = grid.transform
+    features = []
+    for position, (row, col) in enumerate(zip(rows.tolist(), cols.tolist())):
+        properties: dict[str, Any] = {"system:index": str(position)}
+        for band_position, (band, values) in enumerate(zip(image.bands, pixels)):
+            if not masks[band_position, position]:
+                properties[band.id] = np.ma.getdata(values)[row, col].item()
+        geometry = None
+        if call.boolean("geometries"):
+            lon, lat = transformer.transform(*(t * (col + 0.5, row + 0.5)))
+            geometry = v.Geometry({"type": "Point", "coordinates": [lon, lat]})
+        features.append(v.Feature(geometry, properties))
+    return v.FeatureCollection(tuple(features))

@@ -151,6 +151,13 @@ class Call:
             return value
         raise self._type_error(name, "ImageCollection", value)
 
+    def any_collection(self, name: str) -> v.Collection | v.FeatureCollection:
+        """An ImageCollection or a FeatureCollection (for the generic Collection.* algorithms)."""
+        value = self.args.get(name)
+        if isinstance(value, (v.Collection, v.FeatureCollection)):
+            return value
+        raise self._type_error(name, "FeatureCollection", value)
+
     def string(self, name: str) -> str:
         value = self.args.get(name)
         if isinstance(value, str):

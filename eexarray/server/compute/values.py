@@ -79,6 +79,13 @@ class Collection:
     def with_images(self, images: list[Image] | tuple[Image, ...]) -> Collection:
         return Collection(tuple(images), self.properties, self.asset_id, self.version)
 
+    @property
+    def elements(self) -> tuple[Image, ...]:
+        return self.images
+
+    def with_elements(self, elements: Any) -> Collection:
+        return self.with_images(elements)
+
 
 @dataclass(frozen=True)
 class Date:
@@ -107,6 +114,21 @@ class Geometry:
 class Feature:
     geometry: Geometry | None
     properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureCollection:
+    """Features (what Image.sample returns); the generic Collection.* algorithms accept it."""
+
+    features: tuple[Feature, ...]
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def elements(self) -> tuple[Feature, ...]:
+        return self.features
+
+    def with_elements(self, elements: Any) -> FeatureCollection:
+        return FeatureCollection(tuple(elements), self.properties)
 
 
 @dataclass(frozen=True)
@@ -178,6 +200,8 @@ def type_name(value: Any) -> str:
         return "Dictionary"
     if isinstance(value, Collection):
         return "ImageCollection"
+    if isinstance(value, FeatureCollection):
+        return "FeatureCollection"
     return type(value).__name__
 
 
