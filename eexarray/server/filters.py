@@ -390,7 +390,7 @@ class _Parser:
             if name != "intersects":
                 raise self.error(f"unknown function {name!r}; the only function is intersects(...)", start)
             return self.intersects()
-        name = self.check_field(name, start)
+        field = self.check_field(name, start)
         comparator = _COMPARATOR.match(self.text, self.pos)
         if not comparator:
             raise self.error(
@@ -399,7 +399,7 @@ class _Parser:
         op = comparator.group(0)
         self.pos = comparator.end()
         value = self.value(f"after {name!r} {op}")
-        return self.comparison(name, op, value)
+        return self.comparison(field, op, value)
 
     def check_field(self, name: str, position: int) -> str:
         """The field a restriction names; a bare name (what GDAL's EEDA driver writes) is a property."""
