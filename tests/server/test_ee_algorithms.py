@@ -257,3 +257,16 @@ def test_select_by_regex_update_mask_and_unmask(ee_server):
     image_mask = mask_of(IMAGE_MASK, 10, 20, 20, 20)
     assert np.array_equal(got, np.where(image_mask | (b3 <= 3000), 1, b4))
     assert (b3 <= 3000).any() and image_mask.any()
+
+
+def test_reduce_region_over_a_point_and_a_line(ee_server):
+    def centre(row: int, col: int) -> list[float]:
+        return list(TO_LONLAT.transform(500000 + (col + 0.5) * 10, 4200000 - (row + 0.5) * 10))
+
+    image = ee.Image("c/img").select("B4")
+    point = image.reduceRegion(ee.Reducer.first(), ee.Geometry.Point(centre(45, 60))).getInfo()
+    assert point == {"B4": int(truth(0, 45, 60, 1, 1)[0, 0])}
+    line = ee.Geometry.LineString([centre(45, 60), centre(45, 70)])
+    counted = image.reduceRegion(ee.Reducer.count(), line).getInfo()
+    summed = image.reduceRegion(ee.Reducer.sum(), line).getInfo()
+    assert counted == {"B4": 11} and summed == {"B4": int(truth(0, 45, 60, 11, 1).astype("int64").sum())}

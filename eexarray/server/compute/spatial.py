@@ -2,7 +2,8 @@
 
 * Geometries are GeoJSON in EPSG:4326; a pixel belongs to a geometry with area when
   its centre lies inside it (planar in longitude/latitude, as the server's other
-  geometry tests), and to a point or line geometry when the pixel touches it.
+  geometry tests), and to a point or line geometry when it contains one of its points
+  (lines sampled every quarter pixel).
 * ``at_scale`` is Earth Engine's ``Projection.atScale``: the projection's transform
   scaled (about its origin) so that its nominal scale is the given metres; degrees
   convert at the equator (6378137 m sphere), so ``EPSG:4326`` at 10 m has a pixel
@@ -93,36 +94,41 @@ def lattice_grid(crs: str, lattice: Affine, geometry: shapely.Geometry) -> Pixel
 
 
 def inside(geometry: shapely.Geometry, grid: PixelGrid) -> np.ndarray:
-    """True for the pixels of ``grid`` that belong to ``geometry`` (centre inside; touching for no area)."""
+    """True for the pixels of ``grid`` that belong to ``geometry`` (centre inside; crossed for no area)."""
+    if geometry.area == 0:
+        return _crossed(geometry, grid)
     result = np.zeros(grid.shape, bool)
     transformer = pyproj.Transformer.from_crs(to_pyproj(grid.crs), "EPSG:4326", always_xy=True)
-    has_area = geometry.area > 0
     shapely.prepare(geometry)
+    boundary = geometry.boundary
     t = grid.transform
-    cols = np.arange(grid.width, dtype="float64")
+    cols = np.arange(grid.width, dtype="float64") + 0.5
     for start in range(0, grid.height, _ROWS_PER_STRIP):
-        rows = np.arange(start, min(start + _ROWS_PER_STRIP, grid.height), dtype="float64")
-        col_grid, row_grid = np.meshgrid(cols + 0.5, rows + 0.5)
+        rows = np.arange(start, min(start + _ROWS_PER_STRIP, grid.height), dtype="float64") + 0.5
+        col_grid, row_grid = np.meshgrid(cols, rows)
         xs, ys = transformer.transform(t.a * col_grid + t.b * row_grid + t.c, t.d * col_grid + t.e * row_grid + t.f)
-        if has_area:
-            result[start : start + len(rows)] = shapely.contains_xy(geometry, xs, ys) | shapely.intersects_xy(
-                geometry.boundary, xs, ys
-            )
-        else:
-            result[start : start + len(rows)] = _touching(geometry, grid, rows, transformer)
+        strip = shapely.contains_xy(geometry, xs, ys) | shapely.intersects_xy(boundary, xs, ys)
+        result[start : start + len(rows)] = strip
     return result
 
 
-def _touching(geometry: shapely.Geometry, grid: PixelGrid, rows: np.ndarray, transformer: Any) -> np.ndarray:
-    """Pixels of the given rows whose outline (in EPSG:4326) intersects a point or line geometry."""
-    t = grid.transform
-    touched = np.zeros((len(rows), grid.width), bool)
-    for i, row in enumerate(rows):
-        for col in range(grid.width):
-            corners = [t * (col + dx, row + dy) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))]
-            lon, lat = transformer.transform([c[0] for c in corners], [c[1] for c in corners])
-            touched[i, col] = shapely.intersects(shapely.Polygon(list(zip(lon, lat))), geometry)
-    return touched
+def _crossed(geometry: shapely.Geometry, grid: PixelGrid) -> np.ndarray:
+    """Pixels containing a point of a point or line geometry (lines sampled every 1/4 pixel)."""
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", to_pyproj(grid.crs), always_xy=True)
+    inverse = ~grid.transform
+
+    def to_pixels(xy: np.ndarray) -> np.ndarray:
+        xs, ys = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack(inverse * (np.asarray(xs), np.asarray(ys)))
+
+    in_pixels = shapely.segmentize(shapely.transform(geometry, to_pixels), 0.25)
+    points = shapely.get_coordinates(in_pixels)
+    result = np.zeros(grid.shape, bool)
+    finite = np.isfinite(points).all(axis=1)
+    cols, rows = np.floor(points[finite, 0]).astype("int64"), np.floor(points[finite, 1]).astype("int64")
+    ok = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+    result[rows[ok], cols[ok]] = True
+    return result
 
 
 class _IndexProbe(ServerImage):
