@@ -6,11 +6,14 @@ its top-left 20 x 30 pixels masked), so every expected value is the formula's.
 
 from __future__ import annotations
 
+import io
+
 import ee
 import google.oauth2.credentials
 import numpy as np
 import pyproj
 import pytest
+from PIL import Image as PILImage
 
 from eexarray.server import serve
 from tests.server.test_compute_pixels import GRID, IMAGE_MASK, catalog, mask_of, truth
@@ -95,6 +98,12 @@ def test_the_get_pixels_seed_example_as_written(ee_server):
     native_rows = np.floor((GRID.transform.f - ys) / 10).astype(int)
     expected = truth(0, 0, 0, 300, 200)[native_rows, native_cols]
     assert np.array_equal(array["B4"], expected)
+    # And the example's PNG with its visualizationOptions (three bands the test image has).
+    png = ee.data.getPixels({**request, "fileFormat": "PNG", "bandIds": ["B4", "B3", "B5"],
+                             "visualizationOptions": {"ranges": [{"min": 0, "max": 3000}]}})  # fmt: skip
+    rgba = np.asarray(PILImage.open(io.BytesIO(png)).convert("RGBA"))
+    assert rgba.shape == (12, 16, 4)
+    assert np.array_equal(rgba[:, :, 0], np.rint(np.clip(expected / 3000, 0, 1) * 255).astype("uint8"))
 
 
 def test_clip_masks_pixels_outside_the_geometry(ee_server):
@@ -270,3 +279,45 @@ def test_reduce_region_over_a_point_and_a_line(ee_server):
     counted = image.reduceRegion(ee.Reducer.count(), line).getInfo()
     summed = image.reduceRegion(ee.Reducer.sum(), line).getInfo()
     assert counted == {"B4": 11} and summed == {"B4": int(truth(0, 45, 60, 11, 1).astype("int64").sum())}
+
+
+def test_more_math(ee_server):
+    image = ee.Image("c/img")
+    b4 = truth(0, 50, 60, 20, 10)
+    b8 = truth(2, 50, 60, 20, 10)  # int8, negatives included
+    assert (b8 < 0).any()
+    b4_float = image.select("B4").toFloat()
+    cases = {
+        "or": (image.select("B4").bitwiseOr(0x0F), b4 | 0x0F),
+        "xor": (image.select("B4").bitwiseXor(0xFF), b4 ^ 0xFF),
+        "mod": (image.select("B8").mod(7), np.fmod(b8, 7)),  # the sign of the dividend
+        "sqrt": (image.select("B4").sqrt(), np.sqrt(b4.astype("float64")).astype("float32")),
+        "exp": (image.select("B8").divide(100.0).exp(), np.exp(b8 / 100.0)),
+        "log": (image.select("B4").log(), np.log(b4.astype("float64")).astype("float32")),
+        "log10": (image.select("B4").log10(), np.log10(b4.astype("float64")).astype("float32")),
+        "floor": (b4_float.divide(7).floor(), np.floor(b4.astype("float32") / np.float32(7))),
+        "ceil": (b4_float.divide(7).ceil(), np.ceil(b4.astype("float32") / np.float32(7))),
+        "round": (image.select("B8").divide(2.0).round(), np.sign(b8) * np.floor(np.abs(b8.astype(float)) / 2 + 0.5)),
+    }
+    for name, (computed, expected) in cases.items():
+        got = pixels(computed, 50, 60, 20, 10)
+        field = got.dtype.names[0]
+        assert np.allclose(got[field], expected, rtol=1e-6, atol=0), name
+        if name in ("or", "xor", "mod"):
+            assert np.array_equal(got[field], expected), name
+
+
+def test_bbox_and_visualize_palette_and_gain(ee_server):
+    west, south = TO_LONLAT.transform(500000 + 500.0, 4200000 - 600.0)
+    east, north = TO_LONLAT.transform(500000 + 800.0, 4200000 - 400.0)
+    count = ee.Image("c/img").select("B4").reduceRegion(ee.Reducer.count(), ee.Geometry.BBox(west, south, east, north))
+    assert 500 < count.getInfo()["B4"] <= 30 * 20 + 60  # ~300 m x 200 m of 10 m pixels (edges in lon/lat)
+    b4 = truth(0, 50, 60, 20, 10).astype("float64")
+    palette = pixels(ee.Image("c/img").select("B4").visualize(min=0, max=4000, palette=["000000", "ff0000"]),
+                     50, 60, 20, 10)  # fmt: skip
+    assert palette.dtype.names == ("vis-red", "vis-green", "vis-blue")
+    assert np.array_equal(palette["vis-red"], np.rint(np.clip(b4 / 4000, 0, 1) * 255).astype("uint8"))
+    assert not palette["vis-green"].any()
+    grey = pixels(ee.Image("c/img").select("B4").visualize(gain=0.05, bias=10), 50, 60, 20, 10)
+    assert grey.dtype.names == ("vis-gray",)
+    assert np.array_equal(grey["vis-gray"], np.rint(np.clip(b4 * 0.05 + 10, 0, 255)).astype("uint8"))
