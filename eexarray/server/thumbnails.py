@@ -14,12 +14,14 @@ dimensions and CRS into the expression (``Image.clipToBoundsAndScale``,
 ``grid`` when the request gives one). Files in a zip are ``<prefix>.tif`` or
 ``<prefix>.<band>.tif``; the prefix is ``filenamePrefix``, else ``download``.
 
-Ids are random (``secrets``) and kept in memory, the most recent ``MAX_THUMBNAILS``.
+Ids are random (``secrets``) and kept in memory: the most recent ``MAX_THUMBNAILS``, and
+no more than ``MAX_STORED_BYTES`` of request bodies.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import threading
 import zipfile
@@ -55,12 +57,14 @@ BODY_KEYS = (
     "name",
 )
 MAX_THUMBNAILS = 10000
+MAX_STORED_BYTES = 256 * 2**20  # request bodies kept (as JSON text), oldest dropped first
 DEFAULT_PREFIX = "download"
 
 
 @dataclass(frozen=True)
 class Thumbnail:
     body: dict[str, Any]
+    size: int  # bytes of the body as JSON
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,22 @@ class ThumbnailPixels:
 class ThumbnailStore:
     """Created thumbnail requests by name (thread-safe, bounded)."""
 
-    def __init__(self, limit: int = MAX_THUMBNAILS):
+    def __init__(self, limit: int = MAX_THUMBNAILS, max_bytes: int = MAX_STORED_BYTES):
         self._items: OrderedDict[str, Thumbnail] = OrderedDict()
         self._lock = threading.Lock()
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0
 
     def create(self, catalog: Catalog, project: str, body: Any) -> dict[str, str]:
         _checked(catalog, body)
         name = f"{project}/thumbnails/{secrets.token_hex(16)}"
+        thumbnail = Thumbnail(dict(body), len(json.dumps(body)))
         with self._lock:
-            self._items[name] = Thumbnail(dict(body))
-            while len(self._items) > self._limit:
-                self._items.popitem(last=False)
+            self._items[name] = thumbnail
+            self._bytes += thumbnail.size
+            while len(self._items) > 1 and (len(self._items) > self._limit or self._bytes > self._max_bytes):
+                self._bytes -= self._items.popitem(last=False)[1].size
         return {"name": name}
 
     def get_pixels(self, catalog: Catalog, name: str) -> ThumbnailPixels:

@@ -149,3 +149,25 @@ def test_thumbnail_errors(ee_server):
     missing = requests.get(f"{ee_server.url}/v1/projects/p/thumbnails/nope:getPixels", timeout=30)
     assert missing.status_code == 404 and "not found" in missing.json()["error"]["message"]
     assert COARSE.transform.a == 20 and GRID.transform.a == 10
+
+
+def test_the_thumbnail_store_is_bounded():
+    from eexarray.server.catalog import Catalog
+    from eexarray.server.errors import ApiError
+    from eexarray.server.thumbnails import ThumbnailStore
+    from tests.server.test_compute_pixels import catalog, expression, load
+
+    store = ThumbnailStore(limit=3, max_bytes=10**6)
+    built = Catalog.build(entries=catalog())
+    names = [store.create(built, "projects/p", {"expression": expression(load("c/img")), "fileFormat": "NPY"})["name"]
+             for _ in range(5)]  # fmt: skip
+    assert all(name.startswith("projects/p/thumbnails/") for name in names) and len(set(names)) == 5
+    with pytest.raises(ApiError, match="not found"):
+        store.get_pixels(built, names[0])  # the oldest were dropped
+    assert store.get_pixels(built, names[-1]).band_ids == ["B4", "B3", "B8", "B5"]
+    small = ThumbnailStore(limit=100, max_bytes=1)  # every body is larger: only the newest is kept
+    first = small.create(built, "projects/p", {"expression": expression(load("c/img")), "fileFormat": "NPY"})
+    second = small.create(built, "projects/p", {"expression": expression(load("c/img")), "fileFormat": "NPY"})
+    with pytest.raises(ApiError, match="not found"):
+        small.get_pixels(built, first["name"])
+    assert small.get_pixels(built, second["name"]).width == 300
