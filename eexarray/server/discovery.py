@@ -66,7 +66,7 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("listAssets", ("projects",), "listAssets", "GET", "parent", PROJECT_NAME, ":listAssets",
                dict(_PAGE), None, "ListAssetsResponse", "Lists the top-level assets of a project."),
     MethodSpec("listAlgorithms", ("projects", "algorithms"), "list", "GET", "parent", PROJECT_NAME, "/algorithms",
-               {}, None, "ListAlgorithmsResponse", "Lists the algorithms this server can evaluate."),
+               {}, None, "ListAlgorithmsResponse", "Lists Earth Engine's algorithm catalog."),
     MethodSpec("computePixels", ("projects", "image"), "computePixels", "POST", "project", PROJECT_NAME,
                "/image:computePixels", {}, "ComputePixelsRequest", "HttpBody",
                "Computes pixels of an image expression in a chosen grid and format."),
