@@ -125,7 +125,22 @@ def requested_lattice(
         raise call.error(str(error)) from None
 
 
-def region_grid(call: Call, lattice: Lattice, geometry: shapely.Geometry, max_pixels: int | None) -> PixelGrid:
+def band_lattice(call: Call, band: v.Band) -> Lattice:
+    """The lattice of a band's default projection; a 400 for rotated or sheared grids."""
+    projection = band_projection(band)
+    try:
+        return Lattice(projection.crs, north_up(projection.transform))
+    except ValueError as error:
+        raise call.error(f"Band '{band.id}': {error}") from None
+
+
+def region_grid(
+    call: Call,
+    lattice: Lattice,
+    geometry: shapely.Geometry,
+    max_pixels: int | None,
+    advice: str = "Raise maxPixels or use a coarser scale.",
+) -> PixelGrid:
     try:
         grid = lattice_grid(lattice.crs, lattice.transform, geometry)
     except (InvalidCrsError, InvalidGridError) as error:
@@ -133,7 +148,7 @@ def region_grid(call: Call, lattice: Lattice, geometry: shapely.Geometry, max_pi
     if max_pixels is not None and grid.width * grid.height > max_pixels:
         raise call.error(
             f"Too many pixels in the region. Found {grid.width * grid.height}, but maxPixels allows only "
-            f"{max_pixels}. Raise maxPixels or use a coarser scale."
+            f"{max_pixels}. {advice}"
         )
     return grid
 
@@ -306,8 +321,7 @@ def _sample_rectangle(call: Call) -> v.Feature:
     names = call.optional_string_list("properties") or []
     properties: dict[str, Any] = {name: image.properties[name] for name in names if name in image.properties}
     for band in image.bands:
-        projection = band_projection(band)
-        lattice = Lattice(projection.crs, north_up(projection.transform))
+        lattice = band_lattice(call, band)
         grid = region_grid(call, lattice, region, None)
         if grid.width * grid.height > SAMPLE_RECTANGLE_LIMIT:
             raise call.error(
@@ -365,8 +379,7 @@ def _clip_to_bounds_and_scale(call: Call) -> v.Image:
     geometry_value = call.get("geometry")
     bands = []
     for band in image.bands:
-        projection = band_projection(band)
-        lattice = Lattice(projection.crs, north_up(projection.transform))
+        lattice = band_lattice(call, band)
         try:
             if geometry_value is not None:
                 shape = geometry_argument(call, "geometry")
@@ -470,7 +483,7 @@ def _sample(call: Call) -> v.FeatureCollection:
         raise call.error(f"numPixels must not be negative, got {count}.")
     region = geometry_argument(call, "region") if call.get("region") is not None else _image_footprint(call, image)
     lattice = requested_lattice(call, image, "projection", None, "scale")
-    grid = region_grid(call, lattice, region, 10_000_000)
+    grid = region_grid(call, lattice, region, 10_000_000, "Sample a smaller region or at a coarser scale.")
     chosen = inside(region, grid)
     rows, cols = np.nonzero(chosen)
     pixels = [band.source.read(grid) for band in image.bands]
