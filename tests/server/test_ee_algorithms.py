@@ -321,3 +321,28 @@ def test_bbox_and_visualize_palette_and_gain(ee_server):
     grey = pixels(ee.Image("c/img").select("B4").visualize(gain=0.05, bias=10), 50, 60, 20, 10)
     assert grey.dtype.names == ("vis-gray",)
     assert np.array_equal(grey["vis-gray"], np.rint(np.clip(b4 * 0.05 + 10, 0, 255)).astype("uint8"))
+
+
+def test_rotated_grids_are_refused_clearly():
+    from affine import Affine
+
+    from eexarray.geometry import PixelGrid
+    from eexarray.server.catalog import Catalog
+    from eexarray.server.compute.evaluator import Evaluator
+    from eexarray.server.compute.values import Geometry
+    from eexarray.server.errors import ApiError
+    from eexarray.server.images import InMemoryImage
+
+    rotated = PixelGrid("EPSG:32610", Affine(10, 2, 500000, 2, -10, 4200000), 20, 20)
+    evaluator = Evaluator(Catalog.build(entries=[InMemoryImage("t/rot", {"b": np.zeros((20, 20), "uint8")}, rotated)]))
+    image = evaluator.invoke("Image.load", {"id": "t/rot"})
+    box = Geometry(
+        {"type": "Polygon", "coordinates": [[[-123, 37.9], [-122.99, 37.9], [-122.99, 37.91], [-123, 37.9]]]}
+    )
+    for name, arguments in (
+        ("Image.clipToBoundsAndScale", {"input": image, "geometry": box}),
+        ("Image.sampleRectangle", {"image": image, "region": box}),
+        ("Image.reduceRegion", {"image": image, "reducer": evaluator.invoke("Reducer.mean", {}), "geometry": box}),
+    ):
+        with pytest.raises(ApiError, match="Only axis-aligned transforms are supported"):
+            evaluator.invoke(name, arguments)
