@@ -171,3 +171,16 @@ def test_the_thumbnail_store_is_bounded():
     with pytest.raises(ApiError, match="not found"):
         small.get_pixels(built, first["name"])
     assert small.get_pixels(built, second["name"]).width == 300
+
+
+def test_get_thumb_url_with_max_dimension(ee_server):
+    url = ee.Image("c/img").getThumbURL({"bands": ["B4"], "min": 0, "max": 3000, "dimensions": 64,
+                                         "region": utm_box(40, 50, 60, 80), "format": "png"})  # fmt: skip
+    grey = np.asarray(PILImage.open(io.BytesIO(requests.get(url, timeout=60).content)).convert("RGBA"))
+    # The longer side (295 m) gets 64 pixels; the other keeps the aspect ratio: round(64 * 195 / 295) = 42.
+    assert grey.shape == (42, 64, 4)
+    x0, x1, y0, y1 = 500502.5, 500797.5, 4199597.5, 4199402.5
+    cols = np.floor((x0 + (np.arange(64) + 0.5) * (x1 - x0) / 64 - 500000) / 10).astype(int)
+    rows = np.floor((4200000 - (y0 + (np.arange(42) + 0.5) * (y1 - y0) / 42)) / 10).astype(int)
+    expected = np.rint(np.clip(FULL[0][np.ix_(rows, cols)] / 3000, 0, 1) * 255).astype("uint8")
+    assert np.array_equal(grey[:, :, 0], expected) and np.array_equal(grey[:, :, 2], expected)
