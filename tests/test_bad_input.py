@@ -337,9 +337,9 @@ CASES: list[Case] = [
     ("empty-filter", lambda c: c.open("rel/series", filter=""), ValueError, ["got ''", "AIP-160"]),
     (
         "malformed-filter",
-        lambda c: c.open("rel/series", filter="x AND ("),
+        lambda c: c.open("rel/series", filter="x AND ("),  # a bare name is a property (GDAL's EEDA syntax)
         EarthEngineRequestError,
-        ["unknown field 'x'", "valid fields are"],
+        ["Invalid filter", "expected a comparison operator", "after 'x'", "found 'AND'"],
     ),
     # -- open_dataset: connection ------------------------------------------------------------
     (

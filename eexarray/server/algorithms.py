@@ -1,10 +1,11 @@
-"""``GET /v1/projects/*/algorithms``: the algorithms this server can evaluate.
+"""``GET /v1/projects/*/algorithms``: Earth Engine's algorithm catalog.
 
 The official client fetches this list once in ``ee.Initialize`` and builds its
-``ee.Image`` / ``ee.ImageCollection`` methods from it; listing only what the server
-implements makes unsupported operations fail in the client, by name, instead of as
-an obscure server error. Entries use the REST ``Algorithm`` shape; the table itself
-lives with the implementations (``eexarray.server.compute.registry``).
+``ee.Image`` / ``ee.ImageCollection`` methods from it. The server lists the whole
+catalog (``data/ee_algorithms.json``, from earthengine-api; see ``data/SOURCES.md``), so
+every method exists in the client; evaluating one this server has not built is a 400
+naming it (``compute.registry.not_implemented``). The implementations and the listing
+live in ``eexarray.server.compute.registry``.
 """
 
 from __future__ import annotations

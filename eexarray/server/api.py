@@ -21,6 +21,7 @@ from eexarray.server.discovery import GLOBAL_PARAMETERS, METHODS, VERSIONS, Meth
 from eexarray.server.errors import ApiError, invalid_argument, not_found
 from eexarray.server.listing import list_assets, list_images
 from eexarray.server.pixels import get_pixels
+from eexarray.server.thumbnails import ThumbnailStore
 
 JSON_TYPE = "application/json; charset=UTF-8"
 _ROUTES = [(spec, spec.route()) for spec in METHODS]
@@ -71,6 +72,7 @@ def _match(http_method: str, path: str) -> tuple[MethodSpec | None, dict[str, st
 class Api:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
+        self.thumbnails = ThumbnailStore()
 
     def handle(self, http_method: str, target: str, body: bytes, base_url: str) -> Reply:
         split = urllib.parse.urlsplit(target)
@@ -119,6 +121,10 @@ class Api:
             return self._compute_pixels(body)
         if name == "valueCompute":
             return json_reply(compute_value(self.catalog, _json_body(body)), name)
+        if name == "createThumbnail":
+            return json_reply(self.thumbnails.create(self.catalog, params["parent"], _json_body(body)), name)
+        if name == "thumbnailPixels":
+            return self._thumbnail_pixels(params["name"])
         raise AssertionError(f"No handler for {name}")  # pragma: no cover - METHODS and handlers agree
 
     def _get_pixels(self, asset_name: str, body: bytes) -> Reply:
@@ -149,6 +155,19 @@ class Api:
             "bytes": len(result.data),
         }
         return Reply(200, result.data, result.content_type, "computePixels", record)
+
+    def _thumbnail_pixels(self, name: str) -> Reply:
+        result = self.thumbnails.get_pixels(self.catalog, name)
+        record = {
+            "method": "thumbnailPixels",
+            "asset": None,
+            "bandIds": result.band_ids,
+            "width": result.width,
+            "height": result.height,
+            "fileFormat": result.file_format,
+            "bytes": len(result.data),
+        }
+        return Reply(200, result.data, result.content_type, "thumbnailPixels", record)
 
 
 def _json_body(body: bytes) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 VERSIONS = ("v1", "v1alpha", "v1beta")
 ASSET_NAME = "^projects/[^/]+/assets/.*$"
 PROJECT_NAME = "^projects/[^/]+$"
+THUMBNAIL_NAME = "^projects/[^/]+/thumbnails/[^/]+$"
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,17 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("listAssets", ("projects",), "listAssets", "GET", "parent", PROJECT_NAME, ":listAssets",
                dict(_PAGE), None, "ListAssetsResponse", "Lists the top-level assets of a project."),
     MethodSpec("listAlgorithms", ("projects", "algorithms"), "list", "GET", "parent", PROJECT_NAME, "/algorithms",
-               {}, None, "ListAlgorithmsResponse", "Lists the algorithms this server can evaluate."),
+               {}, None, "ListAlgorithmsResponse", "Lists Earth Engine's algorithm catalog."),
     MethodSpec("computePixels", ("projects", "image"), "computePixels", "POST", "project", PROJECT_NAME,
                "/image:computePixels", {}, "ComputePixelsRequest", "HttpBody",
                "Computes pixels of an image expression in a chosen grid and format."),
     MethodSpec("valueCompute", ("projects", "value"), "compute", "POST", "project", PROJECT_NAME, "/value:compute",
                {}, "ComputeValueRequest", "ComputeValueResponse", "Evaluates an expression to a JSON value."),
+    MethodSpec("createThumbnail", ("projects", "thumbnails"), "create", "POST", "parent", PROJECT_NAME, "/thumbnails",
+               {}, "Thumbnail", "Thumbnail",
+               "Creates a thumbnail (a stored pixel request) for getDownloadId/getThumbId."),
+    MethodSpec("thumbnailPixels", ("projects", "thumbnails"), "getPixels", "GET", "name", THUMBNAIL_NAME,
+               ":getPixels", {}, None, "HttpBody", "Computes the pixels of a thumbnail as a file."),
 )  # fmt: skip
 
 GLOBAL_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -138,6 +144,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "workloadTag": {"type": "string"},
         },
     },
+    "Thumbnail": {
+        "id": "Thumbnail",
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "expression": _ANY_OBJECT,
+            "fileFormat": {"type": "string"},
+            "bandIds": {"type": "array", "items": {"type": "string"}},
+            "visualizationOptions": _ANY_OBJECT,
+            "filenamePrefix": {"type": "string"},
+            "grid": _ANY_OBJECT,
+            "workloadTag": {"type": "string"},
+        },
+    },
     "ComputeValueRequest": {
         "id": "ComputeValueRequest",
         "type": "object",
@@ -169,7 +189,9 @@ def _method_json(spec: MethodSpec, version: str) -> dict[str, Any]:
         "pattern": spec.path_pattern,
         "description": "",
     }
-    flat_param = "projectsId" if spec.path_pattern == PROJECT_NAME else "projectsId}/assets/{assetsId"
+    flat_param = {PROJECT_NAME: "projectsId", THUMBNAIL_NAME: "projectsId}/thumbnails/{thumbnailsId"}.get(
+        spec.path_pattern, "projectsId}/assets/{assetsId"
+    )
     described: dict[str, Any] = {
         "id": "earthengine." + ".".join(spec.resource) + "." + spec.method,
         "description": spec.description,

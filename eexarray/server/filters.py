@@ -18,6 +18,7 @@ Grammar (AIP-160, https://google.aip.dev/160, restricted to what image listings 
     COMPARATOR  := "=" | "!=" | "<" | "<=" | ">" | ">=" | ":"
     FIELD       := startTime | endTime | updateTime | id | name | type
                  | properties.NAME                   NAME: letters, digits, "_" and "."
+                 | NAME                              a bare name is properties.NAME (GDAL's EEDA driver)
                  | properties                        only with ":" (has key), e.g. properties:CLOUD
     VALUE       := "double-quoted" | 'single-quoted' (backslash escapes \\" \\' \\\\ \\n \\t \\r \\/ \\uXXXX)
                  | bare text (no whitespace, parentheses, quotes, commas; may not start with = < > ! :)
@@ -51,6 +52,12 @@ Semantics:
   never intersects. No optional dependency (shapely) is used, so results never depend on
   the environment.
 
+Any other name is a property: ``CLOUDY_PIXEL_PERCENTAGE < 20`` means
+``properties.CLOUDY_PIXEL_PERCENTAGE < 20``. GDAL's EEDA driver writes filters that way
+(its autotest ``autotest/ogr/ogr_eeda.py`` expects ``(string_field = "bar" AND int_field > 0)
+AND (NOT (int_field = 0 OR double_field = 3.5))``). A property named like a field in
+any letter case (``id``, ``Name``, ``starttime``...) needs the ``properties.`` prefix.
+
 The official client (earthengine-api 1.7) builds filters such as::
 
     startTime >= "2019-01-01T00:00:00Z" AND endTime < "2020-01-01" AND
@@ -76,7 +83,7 @@ Point = tuple[float, float]
 
 TIME_FIELDS = ("startTime", "endTime", "updateTime")
 STRING_FIELDS = ("id", "name", "type")
-_VALID_FIELDS = "startTime, endTime, updateTime, id, name, type and properties.<NAME>"
+_VALID_FIELDS = "startTime, endTime, updateTime, id, name, type, properties.<NAME> and a bare property <NAME>"
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     ":": operator.eq,
@@ -383,7 +390,7 @@ class _Parser:
             if name != "intersects":
                 raise self.error(f"unknown function {name!r}; the only function is intersects(...)", start)
             return self.intersects()
-        self.check_field(name, start)
+        field = self.check_field(name, start)
         comparator = _COMPARATOR.match(self.text, self.pos)
         if not comparator:
             raise self.error(
@@ -392,21 +399,30 @@ class _Parser:
         op = comparator.group(0)
         self.pos = comparator.end()
         value = self.value(f"after {name!r} {op}")
-        return self.comparison(name, op, value)
+        return self.comparison(field, op, value)
 
-    def check_field(self, name: str, position: int) -> None:
+    def check_field(self, name: str, position: int) -> str:
+        """The field a restriction names; a bare name (what GDAL's EEDA driver writes) is a property."""
         if name in TIME_FIELDS or name in STRING_FIELDS or name == "properties":
-            return
+            return name
         if name.startswith("properties.") and len(name) > len("properties.") and not name.endswith("."):
-            return
-        hint = ""
+            return name
         if name.upper() in ("AND", "OR", "NOT"):
-            hint = " (the logical operators AND, OR and NOT are uppercase)"
-        else:
-            for valid in TIME_FIELDS + STRING_FIELDS:
-                if name.lower() == valid.lower():
-                    hint = f" (did you mean {valid!r}?)"
-        raise self.error(f"unknown field {name!r}{hint}; valid fields are {_VALID_FIELDS}", position)
+            raise self.error(
+                f"unknown field {name!r} (the logical operators AND, OR and NOT are uppercase); "
+                f"valid fields are {_VALID_FIELDS}",
+                position,
+            )
+        for valid in TIME_FIELDS + STRING_FIELDS:
+            if name.lower() == valid.lower():  # most likely a typo; a property so named needs the prefix
+                raise self.error(
+                    f"unknown field {name!r} (did you mean {valid!r}? a property so named is "
+                    f"properties.{name}); valid fields are {_VALID_FIELDS}",
+                    position,
+                )
+        if name.startswith("properties") or name.endswith("."):
+            raise self.error(f"unknown field {name!r}; valid fields are {_VALID_FIELDS}", position)
+        return f"properties.{name}"
 
     def comparison(self, name: str, op: str, value: _Value) -> Predicate:
         presence = op == ":" and value.text == "*" and not value.quoted

@@ -29,9 +29,9 @@ import rasterio.io
 import rasterio.windows
 
 from eexarray.geometry import PixelGrid, Window, normalize_crs
-from eexarray.server.images import SUPPORTED_DTYPES, BandInfo, ServerImage, _as_utc
+from eexarray.server.images import PYRAMIDING_POLICIES, SUPPORTED_DTYPES, BandInfo, ServerImage, _as_utc
 
-SIDECAR_KEYS = ("startTime", "endTime", "properties", "bands")
+SIDECAR_KEYS = ("startTime", "endTime", "properties", "bands", "pyramidingPolicy")
 # The only driver GDAL may use on a file of the root.
 ROOT_DRIVER = "GTiff"
 # GDAL configuration for every open of a root file (see the module docstring).
@@ -56,6 +56,7 @@ class Sidecar:
     end_time: dt.datetime | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
     band_ids: tuple[str, ...] | None = None
+    pyramiding_policy: str | Mapping[str, str] | None = None  # one for all bands, or by band id
 
 
 def read_sidecar(path: str) -> Sidecar:
@@ -92,7 +93,14 @@ def read_sidecar(path: str) -> Sidecar:
     bands = content.get("bands")
     if bands is not None and (not isinstance(bands, list) or not all(isinstance(b, str) and b for b in bands)):
         raise AssetFileError(f"Sidecar {os.path.basename(path)}: bands must be a list of band ids, got {bands!r}")
-    return Sidecar(times[0], times[1], properties, tuple(bands) if bands is not None else None)
+    policy = content.get("pyramidingPolicy")
+    policies = [policy] if isinstance(policy, str) else list(policy.values()) if isinstance(policy, dict) else None
+    if policy is not None and (policies is None or any(p not in PYRAMIDING_POLICIES for p in policies)):
+        raise AssetFileError(
+            f"Sidecar {os.path.basename(path)}: pyramidingPolicy must be one of {list(PYRAMIDING_POLICIES)} "
+            f"or an object of them by band id, got {policy!r}"
+        )
+    return Sidecar(times[0], times[1], properties, tuple(bands) if bands is not None else None, policy)
 
 
 @dataclass
@@ -105,6 +113,8 @@ class GeoTiffImage(ServerImage):
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    pyramiding_policy: str | Mapping[str, str] | None = None  # MEAN when not given
+    pyramids = True  # a served GeoTIFF has pyramids, as a stored Earth Engine asset (eexarray.server.pyramids)
 
     def __post_init__(self) -> None:
         self.start_time = _as_utc(self.start_time)
@@ -138,8 +148,17 @@ class GeoTiffImage(ServerImage):
                 missing = None if np.dtype(dtype).kind != "f" else float("nan")
             if missing is not None and np.dtype(dtype).kind in "iu":
                 missing = int(missing)
-            bands.append(BandInfo(band_id, dtype, grid, missing))
+            bands.append(BandInfo(band_id, dtype, grid, missing, self._policy(band_id)))
+        if isinstance(self.pyramiding_policy, Mapping):
+            unknown = sorted(set(self.pyramiding_policy) - set(band_ids))
+            if unknown:
+                raise AssetFileError(f"{name}: pyramidingPolicy names bands {unknown}; the bands are {band_ids}")
         self.bands = tuple(bands)
+
+    def _policy(self, band_id: str) -> str:
+        if isinstance(self.pyramiding_policy, Mapping):
+            return self.pyramiding_policy.get(band_id, "MEAN")
+        return self.pyramiding_policy or "MEAN"
 
     def read_band(self, band_index: int, window: Window) -> np.ma.MaskedArray:
         return self.read_bands([band_index], window)[0]
@@ -167,4 +186,5 @@ def load_geotiff(asset_id: str, tif_path: str, sidecar_path: str) -> GeoTiffImag
         start_time=sidecar.start_time,
         end_time=sidecar.end_time,
         properties=dict(sidecar.properties),
+        pyramiding_policy=sidecar.pyramiding_policy,
     )

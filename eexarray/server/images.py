@@ -121,6 +121,11 @@ class InMemoryImage(ServerImage):
     properties: Mapping[str, Any] = field(default_factory=dict)
     nodata: Mapping[str, float | int] = field(default_factory=dict)
     grids: Mapping[str, PixelGrid] = field(default_factory=dict)
+    # Reads coarser than twice native aggregate pyramid levels (``eexarray.server.pyramids``)
+    # by each band's policy (``pyramiding_policies``, default MEAN); off by default so
+    # tests can state nearest-neighbour expectations.
+    pyramids: bool = False
+    pyramiding_policies: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.start_time = _as_utc(self.start_time)
@@ -136,7 +141,11 @@ class InMemoryImage(ServerImage):
             if nodata is not None:
                 masked = np.ma.masked_where(np.ma.getdata(masked) == nodata, masked, copy=False)
             arrays.append(masked)
-            bands.append(BandInfo(band_id, masked.dtype.name, grid, nodata))
+            policy = self.pyramiding_policies.get(band_id, "MEAN")
+            bands.append(BandInfo(band_id, masked.dtype.name, grid, nodata, policy))
+        unknown = sorted(set(self.pyramiding_policies) - set(self.data))
+        if unknown:
+            raise ValueError(f"pyramiding_policies names bands {unknown} that are not in data {list(self.data)}")
         self.bands = tuple(bands)
         self._arrays = arrays
 

@@ -3,6 +3,9 @@
 * Aligned output (same CRS, same pixel size and orientation, integer offset; see
   ``PixelGrid.offset_in``): a pure window read, bit-exact, with the part outside the
   native extent masked.
+* Coarser than twice native, for images with pyramids (``eexarray.server.pyramids``):
+  the pyramid level's aggregated pixels (the band's pyramidingPolicy), then nearest
+  neighbour from that level.
 * Anything else: nearest neighbour. Each output pixel centre goes through the output
   affine, pyproj (when the CRS differs) and the inverse native affine; the native
   pixel containing it is sampled. Between two axis-aligned grids in one CRS the row
@@ -21,6 +24,7 @@ import pyproj
 from eexarray.geometry import PixelGrid, Window, crs_equal, to_pyproj
 from eexarray.geometry.window import tile_window
 from eexarray.server.images import ServerImage
+from eexarray.server.pyramids import PyramidLevel, has_pyramids, level_grid, pyramid_level
 
 TILE = 512  # output pixels a side per resampling step
 
@@ -37,7 +41,11 @@ def read_on_grid(image: ServerImage, band_indices: Sequence[int], grid: PixelGri
             window = Window(offset[0], offset[0] + grid.height, offset[1], offset[1] + grid.width)
             aligned.setdefault((native, window), []).append(position)
         else:
-            results[position] = _resample(image, index, native, grid)
+            level = pyramid_level(native, grid) if has_pyramids(image) else 0
+            if level > 0:  # coarser than twice native: the pyramid level's pixels, sampled (see pyramids)
+                results[position] = _resample(PyramidLevel(image, index, level), 0, level_grid(native, level), grid)
+            else:
+                results[position] = _resample(image, index, native, grid)
     for (native, window), positions in aligned.items():
         for position, band in zip(positions, _window_read(image, [band_indices[p] for p in positions], native, window)):
             results[position] = band

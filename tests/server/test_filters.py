@@ -326,14 +326,31 @@ def test_intersects_combines_with_other_restrictions():
     assert matching("NOT " + text) == [2, 3]  # NOT binds to intersects(...) only
 
 
+# ----------------------------------------------------------------- GDAL's EEDA driver
+
+
+def test_bare_property_names_as_gdal_eeda_writes_them():
+    # The filter shape GDAL's EEDA driver sends (OSGeo/gdal autotest/ogr/ogr_eeda.py): bare
+    # property names, double-quoted strings, nested parentheses, NOT (...).
+    assert matching("CLOUDY_PIXEL_PERCENTAGE < 20") == [1, 2]
+    assert matching("CLOUDY_PIXEL_PERCENTAGE < 20") == matching("properties.CLOUDY_PIXEL_PERCENTAGE < 20")
+    gdal_shaped = (
+        '((((index >= 0 AND index < 3) AND CLOUDY_PIXEL_PERCENTAGE != 3.5) AND SPACECRAFT = "S2A" OR '
+        'SPACECRAFT = "S2C") AND (NOT (index = 2 OR CLOUDY_PIXEL_PERCENTAGE = 3.5)))'
+    )
+    assert matching(gdal_shaped) == [1]
+    assert matching("color = 1") == []  # a missing property fails the comparison, as properties.color would
+    assert matching("NOT color = 1") == [0, 1, 2, 3]
+
+
 # ----------------------------------------------------------------- errors
 
 
 @pytest.mark.parametrize(
     "text, fragments",
     [
-        ("color = 1", ["position 0", "unknown field 'color'", "properties.<NAME>"]),
-        ("starttime > 2020-01-01", ["unknown field 'starttime'", "did you mean 'startTime'"]),
+        ("starttime > 2020-01-01", ["unknown field 'starttime'", "did you mean 'startTime'", "properties.starttime"]),
+        ("ID = 1", ["unknown field 'ID'", "did you mean 'id'"]),
         ("properties.a = 1 and properties.b = 2", ["unknown field 'and'", "uppercase"]),
         ("properties. = 1", ["unknown field 'properties.'"]),
         ('properties.a = "abc', ["position 15", "unterminated string", "'\"abc'"]),

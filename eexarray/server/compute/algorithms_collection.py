@@ -48,21 +48,21 @@ def _merge(call: Call) -> v.Collection:
 
 @algorithm("Collection.filter", COLLECTION, "The elements passing the filter, in order.",
            ("collection", COLLECTION), ("filter", "Object"))  # fmt: skip
-def _filter(call: Call) -> v.Collection:
-    collection = call.collection("collection")
+def _filter(call: Call) -> v.Collection | v.FeatureCollection:
+    collection = call.any_collection("collection")
     test = call.of("filter", v.Filter, "Filter").test
-    return collection.with_images([image for image in collection.images if test(image)])
+    return collection.with_elements([element for element in collection.elements if test(element)])
 
 
 @algorithm("Collection.size", "Integer", "The number of elements.", ("collection", COLLECTION))
 def _size(call: Call) -> int:
-    return len(call.collection("collection").images)
+    return len(call.any_collection("collection").elements)
 
 
 @algorithm("Collection.first", "Element", "The first element (null for an empty collection).",
            ("collection", COLLECTION))  # fmt: skip
-def _first(call: Call) -> v.Image | None:
-    images = call.collection("collection").images
+def _first(call: Call) -> v.Image | v.Feature | None:
+    images = call.any_collection("collection").elements
     return images[0] if images else None
 
 
@@ -70,9 +70,9 @@ def _first(call: Call) -> v.Image | None:
            ("collection", COLLECTION), opt("limit", "Integer", "At most this many elements (null: all)."),
            opt("key", "String", "The property to sort by."),
            opt("ascending", "Boolean", "Sort ascending.", True))  # fmt: skip
-def _limit(call: Call) -> v.Collection:
-    collection = call.collection("collection")
-    images = list(collection.images)
+def _limit(call: Call) -> v.Collection | v.FeatureCollection:
+    collection = call.any_collection("collection")
+    images: list[Any] = list(collection.elements)
     key = call.optional_string("key")
     if key is not None:
         present = [image for image in images if field_value(image, key) is not MISSING]
@@ -87,13 +87,13 @@ def _limit(call: Call) -> v.Collection:
         if limit < 0:
             raise call.error(f"limit must not be negative, got {limit}.")
         images = images[:limit]
-    return collection.with_images(images)
+    return collection.with_elements(images)
 
 
 @algorithm("Collection.toList", "List<Object>", "Up to `count` elements from `offset` as a list.",
            ("collection", COLLECTION), ("count", "Integer"), opt("offset", "Integer", "", 0))  # fmt: skip
-def _to_list(call: Call) -> list[v.Image]:
-    images = call.collection("collection").images
+def _to_list(call: Call) -> list[Any]:
+    images = call.any_collection("collection").elements
     count, offset = call.integer("count"), call.integer("offset")
     if count < 0 or offset < 0:
         raise call.error(f"count and offset must not be negative, got count={count}, offset={offset}.")
@@ -103,21 +103,26 @@ def _to_list(call: Call) -> list[v.Image]:
 @algorithm("Collection.map", COLLECTION, "The function applied to every element.",
            ("collection", COLLECTION), ("baseAlgorithm", "Algorithm"),
            opt("dropNulls", "Boolean", "Drop elements for which the function returns null.", False))  # fmt: skip
-def _map(call: Call) -> v.Collection:
-    collection = call.collection("collection")
+def _map(call: Call) -> v.Collection | v.FeatureCollection:
+    collection = call.any_collection("collection")
     function = call.function("baseAlgorithm", 1)
     drop_nulls = call.boolean("dropNulls")
-    results = []
-    for image in collection.images:
-        result = call.apply(function, [image])
+    kind, expected = (v.Image, "an Image") if isinstance(collection, v.Collection) else (v.Feature, "a Feature")
+    results: list[Any] = []
+    for element in collection.elements:
+        result = call.apply(function, [element])
         if result is None and drop_nulls:
             continue
-        if not isinstance(result, v.Image):
-            raise call.error(f"The mapped function must return an Image, got {v.type_name(result)}.")
-        if "system:index" not in result.properties and "system:index" in image.properties:
-            result = result.with_properties({**result.properties, "system:index": image.properties["system:index"]})
+        if not isinstance(result, kind):
+            raise call.error(f"The mapped function must return {expected}, got {v.type_name(result)}.")
+        if "system:index" not in result.properties and "system:index" in element.properties:
+            index = element.properties["system:index"]
+            if isinstance(result, v.Image):
+                result = result.with_properties({**result.properties, "system:index": index})
+            else:
+                result = v.Feature(result.geometry, {**result.properties, "system:index": index})
         results.append(result)
-    return collection.with_images(results)
+    return collection.with_elements(results)
 
 
 @algorithm("Collection.iterate", "Object", "Folds the function over the elements, starting from `first`.",
@@ -125,8 +130,8 @@ def _map(call: Call) -> v.Collection:
 def _iterate(call: Call) -> Any:
     function = call.function("function", 2)
     state = call.get("first")
-    for image in call.collection("collection").images:
-        state = call.apply(function, [image, state])
+    for element in call.any_collection("collection").elements:
+        state = call.apply(function, [element, state])
     return state
 
 
@@ -145,5 +150,5 @@ def _to_bands(call: Call) -> v.Image:
            ("collection", COLLECTION), ("property", "String"))  # fmt: skip
 def _aggregate_array(call: Call) -> list[Any]:
     name = call.string("property")
-    found = [field_value(image, name) for image in call.collection("collection").images]
+    found = [field_value(element, name) for element in call.any_collection("collection").elements]
     return [value for value in found if value is not MISSING]

@@ -13,11 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
+import pyproj
+
+from eexarray.geometry import to_pyproj
 from eexarray.server.compute import values as v
 from eexarray.server.compute.assets import millis
+from eexarray.server.compute.joda import DEFAULT_PATTERN, format_date
 from eexarray.server.compute.registry import Call, algorithm, opt
 from eexarray.server.geojson import GeometryError, grid_footprint, intersects, parse_geometry
 
@@ -56,6 +61,23 @@ def _date(call: Call) -> v.Date:
     return v.Date(to_millis(call.get("value"), "value", call))
 
 
+@algorithm("Date.format", "String", "The date as text, by a Joda-Time pattern (default yyyy-MM-dd'T'HH:mm:ss).",
+           ("date", "Date"), opt("format", "String"), opt("timeZone", "String"))  # fmt: skip
+def _date_format(call: Call) -> str:
+    date = call.of("date", v.Date, "Date")
+    zone_name = call.optional_string("timeZone") or "UTC"
+    try:
+        zone = zoneinfo.ZoneInfo(zone_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise call.error(
+            f"Unknown timeZone {zone_name!r}; use an IANA name such as 'UTC' or 'America/Los_Angeles'."
+        ) from None
+    try:
+        return format_date(date.datetime.astimezone(zone), call.optional_string("format") or DEFAULT_PATTERN)
+    except ValueError as error:
+        raise call.error(str(error)) from None
+
+
 @algorithm("Date.millis", "Long", "Milliseconds since the epoch.", ("date", "Date"))
 def _date_millis(call: Call) -> int:
     return call.of("date", v.Date, "Date").millis
@@ -76,9 +98,45 @@ def _image_date(call: Call) -> v.Date | None:
 
 
 # -- geometries -------------------------------------------------------------------------
+def _geometry_crs(call: Call) -> tuple[str, tuple[float, ...]] | None:
+    """The geometry's projection (CRS, affine) when it is not plain EPSG:4326 degrees."""
+    crs = call.get("crs")
+    if crs is None or crs == "EPSG:4326":
+        return None
+    if isinstance(crs, v.Projection):
+        if crs.crs == "EPSG:4326" and tuple(crs.transform) == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
+            return None
+        return crs.crs, tuple(crs.transform)
+    if isinstance(crs, str):
+        return crs, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    raise call.error(f"crs must be a Projection or a CRS code, got {v.type_name(crs)}.")
+
+
+def _map_points(value: Any, function: Callable[[float, float], tuple[float, float]]) -> Any:
+    if isinstance(value, list) and len(value) >= 2 and all(isinstance(x, (int, float)) for x in value[:2]):
+        return list(function(float(value[0]), float(value[1])))
+    if isinstance(value, list):
+        return [_map_points(item, function) for item in value]
+    return value
+
+
+def _in_projection(call: Call, geojson: dict[str, Any], projection: tuple[str, tuple[float, ...]]) -> v.Geometry:
+    """A geometry whose coordinates are in ``projection`` (affine applied, then the CRS): kept in both."""
+    crs, (a, b, c, d, e, f) = projection
+    try:
+        transformer = pyproj.Transformer.from_crs(to_pyproj(crs), "EPSG:4326", always_xy=True)
+    except (pyproj.exceptions.CRSError, ValueError) as error:
+        raise call.error(f"Unknown CRS {crs!r}: {error}") from None
+    native = {
+        **geojson,
+        "coordinates": _map_points(geojson["coordinates"], lambda x, y: (a * x + b * y + c, d * x + e * y + f)),
+    }
+    degrees = {**geojson, "coordinates": _map_points(native["coordinates"], lambda x, y: transformer.transform(x, y))}
+    return v.Geometry(degrees, (crs, native))
+
+
 def _geometry(call: Call, kind: str) -> v.Geometry:
-    if call.get("crs") not in (None, "EPSG:4326") and not isinstance(call.get("crs"), v.Projection):
-        raise call.error(f"Only EPSG:4326 geometries are supported, got crs {call.get('crs')!r}.")
+    projection = _geometry_crs(call)
     coordinates = call.get("coordinates")
     if kind == "Rectangle":
         flat = coordinates
@@ -94,11 +152,37 @@ def _geometry(call: Call, kind: str) -> v.Geometry:
         coordinates = [[_closed(ring) for ring in polygon] if isinstance(polygon, list) else polygon
                        for polygon in coordinates]  # fmt: skip
     geojson = {"type": kind, "coordinates": coordinates}
+    if projection is not None:
+        _check_numbers(call, coordinates)
+        geometry = _in_projection(call, geojson, projection)
+        geojson = geometry.geojson
     try:
         parse_geometry(geojson)
     except GeometryError as error:
         raise call.error(f"Invalid {kind} coordinates: {error}") from None
-    return v.Geometry(geojson)
+    return geometry if projection is not None else v.Geometry(geojson)
+
+
+def _check_numbers(call: Call, value: Any) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _check_numbers(call, item)
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise call.error(f"Coordinates must be finite numbers, got {value!r}.")
+
+
+@algorithm("GeometryConstructors.BBox", "Geometry", "A planar lon/lat rectangle from its edges.",
+           ("west", "Float"), ("south", "Float"), ("east", "Float"), ("north", "Float"))  # fmt: skip
+def _bbox(call: Call) -> v.Geometry:
+    west, south, east, north = (call.finite(name) for name in ("west", "south", "east", "north"))
+    if east - west >= 360:
+        west, east = -180.0, 180.0
+    elif east < west:
+        raise call.error(f"east ({east}) < west ({west}): rectangles across the antimeridian are not supported here.")
+    if not -90 <= south <= north <= 90:
+        raise call.error(f"Need -90 <= south <= north <= 90, got south={south}, north={north}.")
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return v.Geometry({"type": "Polygon", "coordinates": [ring]})
 
 
 def _closed(ring: Any) -> Any:

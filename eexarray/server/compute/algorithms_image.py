@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,7 +36,13 @@ def _constant(call: Call) -> v.Image:
     raise call.error(f"value must be a number or a non-empty list of numbers, got {v.type_name(value)} {value!r}")
 
 
-def select_positions(call: Call, image: v.Image, selectors: list[Any], argument: str) -> list[int]:
+class ErrorSource(Protocol):
+    """Anything that makes a 400 naming its context (a Call, or an expression being parsed)."""
+
+    def error(self, message: str) -> Exception: ...
+
+
+def select_positions(call: ErrorSource, image: v.Image, selectors: list[Any], argument: str) -> list[int]:
     """Band positions chosen by names, RE2-style full-match regexes or indices, in selector order."""
     names = image.band_names
     positions: list[int] = []

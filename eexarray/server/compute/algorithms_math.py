@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 
 from eexarray.server.compute import values as v
-from eexarray.server.compute.algorithms_image import IMAGE, paired
+from eexarray.server.compute.algorithms_image import IMAGE, applied, paired
 from eexarray.server.compute.bands import map_sources, masked
-from eexarray.server.compute.pixeltype import BOOLEAN, PixelType, arithmetic, union
+from eexarray.server.compute.pixeltype import BOOLEAN, PixelType, arithmetic, float_of, union
 from eexarray.server.compute.registry import Call, algorithm
 
 Operation = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -177,3 +177,124 @@ def _register_cast(name: str, dtype: str) -> None:
 
 for _name, _dtype in _CASTS.items():
     _register_cast(_name, _dtype)
+
+
+# -- bitwise operators, where, unitScale ------------------------------------------------------------
+_BITWISE: dict[str, tuple[str, Operation]] = {
+    "bitwiseAnd": ("Bitwise AND of integer bands (cloud-mask bits).", np.bitwise_and),
+    "bitwiseOr": ("Bitwise OR of integer bands.", np.bitwise_or),
+    "bitwiseXor": ("Bitwise XOR of integer bands.", np.bitwise_xor),
+}
+
+
+def _bitwise_type(call: Call, name: str) -> Callable[[PixelType, PixelType], PixelType]:
+    def type_of(a: PixelType, b: PixelType) -> PixelType:
+        if not (a.is_int and b.is_int):
+            raise call.error(f"{name} needs integer bands; got {a.precision} and {b.precision}. Cast first (toInt).")
+        return union(a, b)
+
+    return type_of
+
+
+def _register_bitwise(name: str) -> None:
+    description, operation = _BITWISE[name]
+
+    @algorithm(f"Image.{name}", IMAGE, description, ("image1", IMAGE), ("image2", IMAGE))
+    def implementation(call: Call) -> v.Image:
+        return _combine(call, _bitwise_type(call, f"Image.{name}"), operation)
+
+
+for _name in _BITWISE:
+    _register_bitwise(_name)
+
+
+def _where(dtype: np.dtype) -> Callable[..., np.ma.MaskedArray]:
+    def choose(
+        value_in: np.ma.MaskedArray, test: np.ma.MaskedArray, replacement: np.ma.MaskedArray
+    ) -> np.ma.MaskedArray:
+        # Earth Engine: where test or value is masked the input is kept; the input's mask stays.
+        take = (np.ma.getdata(test) != 0) & ~np.ma.getmaskarray(test) & ~np.ma.getmaskarray(replacement)
+        values = np.where(take, np.ma.getdata(replacement).astype(dtype), np.ma.getdata(value_in).astype(dtype))
+        return masked(values, np.ma.getmaskarray(value_in))
+
+    return choose
+
+
+@algorithm("Image.where", IMAGE,
+           "The input, with the value image's pixels where test is non-zero (and neither test nor value masked).",
+           ("input", IMAGE), ("test", IMAGE), ("value", IMAGE))  # fmt: skip
+def _where_algorithm(call: Call) -> v.Image:
+    image, test, value = call.image("input"), call.image("test"), call.image("value")
+    tests = applied(call, image, test, "test")
+    values = applied(call, image, value, "value")
+    bands = []
+    for (band, test_band), (_, value_band) in zip(tests, values):
+        pixel_type = union(band.pixel_type, value_band.pixel_type)
+        source = map_sources(_where(pixel_type.dtype), band.source, test_band.source, value_band.source)
+        bands.append(v.Band(band.id, pixel_type, source, band.grid))
+    return image.with_bands(bands)
+
+
+@algorithm("Image.unitScale", IMAGE, "(input - low) / (high - low) as float (double for 32-bit and wider input).",
+           ("input", IMAGE), ("low", "Float"), ("high", "Float"))  # fmt: skip
+def _unit_scale(call: Call) -> v.Image:
+    low, high = call.finite("low"), call.finite("high")
+    if high == low:
+        raise call.error(f"high must differ from low, both are {low}.")
+
+    def type_of(t: PixelType) -> PixelType:
+        return float_of(t, PixelType("float"))
+
+    return _unary(call, type_of, lambda x: (x.astype("float64") - low) / (high - low), argument="input")
+
+
+def _remainder(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Remainder with the sign of the dividend (Java's %); 0 where dividing by 0, as Image.divide."""
+    zero = b == 0
+    return np.where(zero, 0, np.fmod(a, np.where(zero, 1, b)))
+
+
+@algorithm("Image.mod", IMAGE, "The remainder of image1 / image2 (sign of image1); the union of the input types.",
+           ("image1", IMAGE), ("image2", IMAGE))  # fmt: skip
+def _mod(call: Call) -> v.Image:
+    return _combine(call, union, _remainder)
+
+
+def _float_result(t: PixelType) -> PixelType:
+    return float_of(t, PixelType("float"))
+
+
+_FLOAT_FUNCTIONS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "sqrt": ("The square root (NaN for negatives).", np.sqrt),
+    "exp": ("e raised to the power of the input.", np.exp),
+    "log": ("The natural logarithm.", np.log),
+    "log10": ("The base-10 logarithm.", np.log10),
+}
+_ROUNDING: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "floor": ("The largest integer not above the input (integers unchanged).", np.floor),
+    "ceil": ("The smallest integer not below the input (integers unchanged).", np.ceil),
+    "round": ("The nearest integer, halves away from zero (integers unchanged).",
+              lambda x: np.where(x < 0, -np.floor(-x + 0.5), np.floor(x + 0.5))),
+}  # fmt: skip
+
+
+def _register_float_function(name: str) -> None:
+    description, function = _FLOAT_FUNCTIONS[name]
+
+    @algorithm(f"Image.{name}", IMAGE, description + " Float for 16-bit inputs, double for wider.", ("value", IMAGE))
+    def implementation(call: Call) -> v.Image:
+        return _unary(call, _float_result, lambda x: function(x.astype("float64")))
+
+
+def _register_rounding(name: str) -> None:
+    description, function = _ROUNDING[name]
+
+    @algorithm(f"Image.{name}", IMAGE, description, ("value", IMAGE))
+    def implementation(call: Call) -> v.Image:
+        return _unary(call, lambda t: t, lambda x: x if x.dtype.kind in "iu" else function(x))
+
+
+for _name in _FLOAT_FUNCTIONS:
+    _register_float_function(_name)
+for _name in _ROUNDING:
+    _register_rounding(_name)

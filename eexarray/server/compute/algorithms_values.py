@@ -11,6 +11,7 @@ from eexarray.geometry import to_pyproj
 from eexarray.server.compute import values as v
 from eexarray.server.compute.algorithms_filter import MISSING, field_value
 from eexarray.server.compute.registry import Call, algorithm, opt
+from eexarray.server.compute.spatial import band_projection
 
 LIST = "List<Object>"
 IMAGE = "Image<unknown bands>"
@@ -212,10 +213,7 @@ def _image_projection(call: Call) -> v.Projection:
 
 
 def _band_projection(band: v.Band) -> v.Projection:
-    if band.grid is None:
-        return v.Projection("EPSG:4326", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
-    t = band.grid.transform
-    return v.Projection(band.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f))
+    return band_projection(band)
 
 
 @algorithm("Projection", "Projection", "A projection from a CRS code (and an optional affine transform).",

@@ -15,7 +15,7 @@ from typing import Any
 from eexarray.server.catalog import Catalog
 from eexarray.server.compute import graph
 from eexarray.server.compute import values as v
-from eexarray.server.compute.registry import ALGORITHMS, Call
+from eexarray.server.compute.registry import ALGORITHMS, Call, not_implemented
 from eexarray.server.errors import invalid_argument
 
 MAX_CALLS = 1_000_000  # function calls per request: a runaway map/iterate is a 400, not a hung thread
@@ -56,7 +56,7 @@ class Evaluator:
         arguments = {name: self.evaluate(item, environment) for name, item in node.arguments.items()}
         if node.function is not None:
             function = self.evaluate(node.function, environment)
-            if not isinstance(function, v.Function):
+            if not isinstance(function, (v.Function, v.NativeFunction)):
                 raise invalid_argument(
                     f"functionReference must name a functionDefinitionValue, got {v.type_name(function)}"
                 )
@@ -67,10 +67,7 @@ class Evaluator:
     def invoke(self, name: str, arguments: dict[str, Any]) -> Any:
         definition = ALGORITHMS.get(name)
         if definition is None:
-            raise invalid_argument(
-                f"Unsupported algorithm: {name}. This server evaluates the algorithms listed by "
-                "GET /v1/projects/*/algorithms (see docs/server.md)."
-            )
+            raise not_implemented(name)
         known = {argument.name for argument in definition.arguments}
         unknown = sorted(set(arguments) - known)
         if unknown:
@@ -87,7 +84,7 @@ class Evaluator:
                 raise invalid_argument(f"{name}: required argument '{argument.name}' ({argument.type}) is missing.")
         return definition.implementation(Call(definition, complete, self))
 
-    def apply(self, function: v.Function, arguments: Sequence[Any]) -> Any:
+    def apply(self, function: v.Function | v.NativeFunction, arguments: Sequence[Any]) -> Any:
         """Call ``function`` with positional ``arguments``."""
         if len(arguments) != len(function.argument_names):
             raise invalid_argument(
@@ -96,7 +93,7 @@ class Evaluator:
             )
         return self.call_with_names(function, dict(zip(function.argument_names, arguments)))
 
-    def call_with_names(self, function: v.Function, arguments: Mapping[str, Any]) -> Any:
+    def call_with_names(self, function: v.Function | v.NativeFunction, arguments: Mapping[str, Any]) -> Any:
         missing = [name for name in function.argument_names if name not in arguments]
         extra = sorted(set(arguments) - set(function.argument_names))
         if missing or extra:
@@ -106,4 +103,6 @@ class Evaluator:
         self._calls += 1
         if self._calls > MAX_CALLS:
             raise invalid_argument(f"The expression makes more than {MAX_CALLS} function calls.")
+        if isinstance(function, v.NativeFunction):
+            return function.implementation(self, arguments)
         return self.evaluate(function.body, {**function.environment, **arguments})

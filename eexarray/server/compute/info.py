@@ -64,6 +64,28 @@ def collection_info(collection: v.Collection) -> dict[str, Any]:
     return info
 
 
+def feature_collection_info(collection: v.FeatureCollection) -> dict[str, Any]:
+    """getInfo of a FeatureCollection: features with their ``id`` (``system:index``) and properties."""
+    columns: dict[str, str] = {}
+    features = []
+    for feature in collection.features:
+        properties = {k: to_json(x) for k, x in feature.properties.items() if k != "system:index"}
+        for key, item in properties.items():
+            columns.setdefault(key, "Float" if isinstance(item, float) else v.type_name(item))
+        described: dict[str, Any] = {"type": "Feature", "geometry": None, "properties": properties}
+        if feature.geometry is not None:
+            described["geometry"] = dict(feature.geometry.geojson)
+        if "system:index" in feature.properties:
+            described["id"] = str(feature.properties["system:index"])
+        features.append(described)
+    return {
+        "type": "FeatureCollection",
+        "columns": {**columns, "system:index": "String"},
+        "properties": {k: to_json(x) for k, x in collection.properties.items()},
+        "features": features,
+    }
+
+
 def to_json(value: Any) -> Any:
     """The JSON form of an evaluated value; 400 for values that have none (filters, functions...)."""
     if value is None or isinstance(value, (bool, str)):
@@ -91,6 +113,8 @@ def to_json(value: Any) -> Any:
         return {"type": "Projection", "crs": value.crs, "transform": list(value.transform)}
     if isinstance(value, v.Geometry):
         return dict(value.geojson)
+    if isinstance(value, v.FeatureCollection):
+        return feature_collection_info(value)
     if isinstance(value, v.Feature):
         geometry = None if value.geometry is None else dict(value.geometry.geojson)
         return {"type": "Feature", "geometry": geometry, "properties": to_json(dict(value.properties))}

@@ -60,7 +60,7 @@ def compute_pixels(catalog: Catalog, body: Any) -> ComputedPixels:
     bands = [image.bands[position] for position in positions]
     visualization = requested_visualization(body, file_format, len(bands))
     try:
-        grid = _grid(bands[0], body.get("grid"))
+        grid = grid_for(bands[0], body.get("grid"))
     except (InvalidGridError, InvalidCrsError) as error:
         raise invalid_argument(str(error)) from None
     check_size([band.pixel_type.dtype for band in bands], grid)
@@ -74,7 +74,8 @@ def compute_pixels(catalog: Catalog, body: Any) -> ComputedPixels:
     return ComputedPixels(data, content_type, request, band_ids)
 
 
-def _grid(first: v.Band, grid_value: Any) -> PixelGrid:
+def grid_for(first: v.Band, grid_value: Any) -> PixelGrid:
+    """The output grid: ``grid_value``'s parts over the band's own grid (all parts needed without one)."""
     if first.grid is not None:
         return output_grid(first.grid, grid_value, None)
     complete = isinstance(grid_value, dict) and all(key in grid_value for key in ("affineTransform", "dimensions"))

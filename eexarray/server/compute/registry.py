@@ -5,13 +5,22 @@ official client (which builds ``ee.Image``, ``ee.ImageCollection``... methods fr
 ``GET /v1/projects/*/algorithms``) produces exactly the calls implemented here.
 Each implementation receives a ``Call``: the evaluated arguments with defaults
 applied, plus typed accessors whose errors name the algorithm and argument.
+
+The REST listing is Earth Engine's whole catalog (``eexarray/server/data/ee_algorithms.json``,
+provenance in ``data/SOURCES.md``), not only what is registered here: the official client
+builds its methods from the listing, so with the whole catalog every method exists, and
+an algorithm this server has not built fails at evaluation with a 400 naming it instead
+of an ``AttributeError`` inside the client.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from eexarray.server.compute import values as v
@@ -84,9 +93,29 @@ def algorithm(
     return register
 
 
+@functools.lru_cache(maxsize=1)
+def earth_engine_catalog() -> dict[str, dict[str, Any]]:
+    """Earth Engine's algorithm catalog (REST ``Algorithm`` entries) by name (``Image.add``)."""
+    text = (
+        resources.files("eexarray.server").joinpath("data").joinpath("ee_algorithms.json").read_text(encoding="utf-8")
+    )
+    return {entry["name"].removeprefix("algorithms/"): entry for entry in json.loads(text)["algorithms"]}
+
+
 def algorithm_list() -> dict[str, Any]:
-    """The body of ``GET /v1/projects/*/algorithms``."""
-    return {"algorithms": [ALGORITHMS[name].to_json() for name in sorted(ALGORITHMS)]}
+    """The body of ``GET /v1/projects/*/algorithms``: the whole catalog, plus anything registered beyond it."""
+    catalog = earth_engine_catalog()
+    entries = {**catalog, **{name: ALGORITHMS[name].to_json() for name in ALGORITHMS if name not in catalog}}
+    return {"algorithms": [entries[name] for name in sorted(entries)]}
+
+
+def not_implemented(name: str) -> Exception:
+    """The 400 for an algorithm that is in Earth Engine's catalog (or unknown) but not built here."""
+    if name in earth_engine_catalog():
+        return invalid_argument(
+            f'"{name}" is not implemented by the local Earth Engine server (docs/server.md lists what is).'
+        )
+    return invalid_argument(f'Unknown algorithm "{name}": it is not in Earth Engine\'s algorithm catalog.')
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,13 @@ class Call:
             return value
         raise self._type_error(name, "ImageCollection", value)
 
+    def any_collection(self, name: str) -> v.Collection | v.FeatureCollection:
+        """An ImageCollection or a FeatureCollection (for the generic Collection.* algorithms)."""
+        value = self.args.get(name)
+        if isinstance(value, (v.Collection, v.FeatureCollection)):
+            return value
+        raise self._type_error(name, "FeatureCollection", value)
+
     def string(self, name: str) -> str:
         value = self.args.get(name)
         if isinstance(value, str):
@@ -147,6 +183,13 @@ class Call:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         raise self._type_error(name, "Number", value)
+
+    def finite(self, name: str) -> float:
+        """A finite number argument (NaN or infinity is a 400 naming the argument)."""
+        value = self.number(name)
+        if not math.isfinite(value):
+            raise self.error(f"Argument '{name}' must be a finite number, got {value!r}.")
+        return float(value)
 
     def boolean(self, name: str) -> bool:
         value = self.args.get(name)

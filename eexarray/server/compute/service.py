@@ -9,11 +9,14 @@ from eexarray.server.catalog import Catalog
 # Importing the algorithm modules registers their algorithms.
 from eexarray.server.compute import (  # noqa: F401
     algorithms_collection,
+    algorithms_expression,
     algorithms_filter,
     algorithms_image,
     algorithms_math,
     algorithms_reduce,
+    algorithms_spatial,
     algorithms_values,
+    algorithms_visualize,
 )
 from eexarray.server.compute.evaluator import Evaluator
 from eexarray.server.compute.graph import decode_expression

@@ -35,9 +35,12 @@ class Band:
     pixel_type: PixelType
     source: BandSource
     grid: PixelGrid | None
+    # The default projection when its transform is not the grid's (Image.reproject with a
+    # crsTransform whose origin lies outside the footprint): Image.projection reports it.
+    projection: Projection | None = None
 
     def renamed(self, name: str) -> Band:
-        return Band(name, self.pixel_type, self.source, self.grid)
+        return Band(name, self.pixel_type, self.source, self.grid, self.projection)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +79,13 @@ class Collection:
     def with_images(self, images: list[Image] | tuple[Image, ...]) -> Collection:
         return Collection(tuple(images), self.properties, self.asset_id, self.version)
 
+    @property
+    def elements(self) -> tuple[Image, ...]:
+        return self.images
+
+    def with_elements(self, elements: Any) -> Collection:
+        return self.with_images(elements)
+
 
 @dataclass(frozen=True)
 class Date:
@@ -95,12 +105,30 @@ class DateRange:
 @dataclass(frozen=True, eq=False)
 class Geometry:
     geojson: dict[str, Any]  # EPSG:4326
+    # (crs, GeoJSON in that CRS's units) when built in another projection: kept so that
+    # a rectangle in a grid's projection (what getDownloadId builds) stays exact there.
+    native: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class Feature:
     geometry: Geometry | None
     properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureCollection:
+    """Features (what Image.sample returns); the generic Collection.* algorithms accept it."""
+
+    features: tuple[Feature, ...]
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def elements(self) -> tuple[Feature, ...]:
+        return self.features
+
+    def with_elements(self, elements: Any) -> FeatureCollection:
+        return FeatureCollection(tuple(elements), self.properties)
 
 
 @dataclass(frozen=True)
@@ -144,6 +172,14 @@ class Function:
     environment: Mapping[str, Any]
 
 
+@dataclass(frozen=True, eq=False)
+class NativeFunction:
+    """A function an algorithm returns (Image.parseExpression): Python code, called with named arguments."""
+
+    argument_names: tuple[str, ...]
+    implementation: Callable[[Any, Mapping[str, Any]], Any]  # (evaluator, arguments) -> value
+
+
 def type_name(value: Any) -> str:
     """Earth Engine's name for the type of ``value`` (used in error messages)."""
     if value is None:
@@ -164,6 +200,8 @@ def type_name(value: Any) -> str:
         return "Dictionary"
     if isinstance(value, Collection):
         return "ImageCollection"
+    if isinstance(value, FeatureCollection):
+        return "FeatureCollection"
     return type(value).__name__
 
 
