@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.metadata import dtype_of, fetch_images
 from eexarray.backend.options import (
+    OPEN_OPTIONS,
     add_cli_options,
     check_keywords,
     cli_option_values,
@@ -108,6 +109,7 @@ def summarize_asset(
     start: str | dt.date | np.datetime64 | None = None,
     end: str | dt.date | np.datetime64 | None = None,
     filter: str | None = None,
+    max_images: int | None = 5000,
     endpoint: str | None = None,
     high_volume: bool = False,
     project: str | None = None,
@@ -124,6 +126,7 @@ def summarize_asset(
         start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
         end: collections: keep images whose `startTime` is before this date (exclusive)
         filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+        max_images: unfiltered collections: refuse to list more images than this (`None`: no limit)
         endpoint: REST endpoint URL
         high_volume: use `https://earthengine-highvolume.googleapis.com`
         project: quota project (`X-Goog-User-Project`)
@@ -344,8 +347,10 @@ def _run_folder(args: argparse.Namespace) -> int | None:
         meta = get_asset(client, name)
         if meta.get("type") != "FOLDER":
             return None
-        if any(value is not None for value in pixels.values()):
-            given = ", ".join(f"--{key.replace('_', '-')}" for key, value in pixels.items() if value is not None)
+        defaults = {spec.name: spec.default for spec in OPEN_OPTIONS}
+        chosen = [key for key, value in pixels.items() if value != defaults[key]]
+        if chosen:
+            given = ", ".join(f"--{key.replace('_', '-')}" for key in chosen)
             kind = f"{meta.get('id', name)!r} is a FOLDER"
             print(f"eexarray info: {given} select a collection's images; {kind}", file=sys.stderr)
             return 2
