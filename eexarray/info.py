@@ -1,6 +1,7 @@
 """``eexarray info ASSET``: what an asset holds, before opening it.
 
-Bands with their dtypes and native grids, the time range, the image count and
+Bands with their dtypes and native grids, the time range, the image count,
+the properties of the images (name, type, how many images have it, an example) and
 the stored size, as a readable table or as JSON for scripts. Costs one ``get``
 of the asset and, for a collection, one paged listing (with ``start``/``end``/
 ``filter`` pushed to the server), like ``open_dataset``.
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.metadata import dtype_of, fetch_images
+from eexarray.backend.properties import kind_of, property_names
 from eexarray.backend.options import (
     OPEN_OPTIONS,
     add_cli_options,
@@ -54,6 +56,17 @@ class BandSummary:
 
 
 @dataclass(frozen=True)
+class PropertySummary:
+    """One property of the images: its type (as ``properties=`` types the coordinate), how many
+    listed images have it, and the value of the first that does."""
+
+    name: str
+    type: str  # int, float, bool, str or json (lists, dicts, mixed types)
+    image_count: int
+    example: Any
+
+
+@dataclass(frozen=True)
 class AssetSummary:
     """What ``eexarray info`` reports. ``image_count`` and ``crs_counts`` count the listed images."""
 
@@ -68,6 +81,7 @@ class AssetSummary:
     crs_counts: dict[str, int] = field(default_factory=dict)
     first_image: str | None = None
     last_image: str | None = None
+    properties: tuple[PropertySummary, ...] = ()  # of the images (a collection's) or of the image
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples)."""
@@ -88,6 +102,16 @@ def _band_summary(band: dict[str, Any]) -> BandSummary:
         height=grid.height,
         nodata=tuple(float(v) for v in band.get("missingData", {}).get("values", [])),
     )
+
+
+def _property_summaries(images: list[dict[str, Any]]) -> tuple[PropertySummary, ...]:
+    per_image = [image.get("properties", {}) for image in images]
+    summaries = []
+    for name in property_names(per_image):
+        values = [properties.get(name) for properties in per_image]
+        present = [value for value in values if value is not None]
+        summaries.append(PropertySummary(name, kind_of(values), len(present), present[0] if present else None))
+    return tuple(summaries)
 
 
 def _size(images: list[dict[str, Any]]) -> int | None:
@@ -160,6 +184,7 @@ def summarize_asset(
         crs_counts=dict(sorted(crs_counts.items(), key=lambda item: (-item[1], item[0]))),
         first_image=images[0].get("id") if kind == "IMAGE_COLLECTION" and images else None,
         last_image=images[-1].get("id") if kind == "IMAGE_COLLECTION" and images else None,
+        properties=_property_summaries(images),
     )
 
 
@@ -217,7 +242,17 @@ def format_summary(summary: AssetSummary) -> str:
         lines += _table(["band", "dtype", "CRS", "scale (x, y)", "pixels (w x h)", "nodata"], rows)
     elif summary.type == "IMAGE_COLLECTION":
         lines += ["", "no image matches"]
+    if summary.properties:
+        where = "of the images (open_dataset(properties=...))" if summary.type == "IMAGE_COLLECTION" else ""
+        rows = [[item.name, item.type, f"{item.image_count}", _example(item.example)] for item in summary.properties]
+        lines += ["", f"{len(summary.properties)} properties {where}:".replace(" :", ":")]
+        lines += _table(["property", "type", "images", "example"], rows)
     return "\n".join(lines)
+
+
+def _example(value: Any, width: int = 48) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # --- Folders: ``eexarray info FOLDER`` lists what a folder holds -------------------------

@@ -282,7 +282,7 @@ def _property_coordinates(resolved: ResolvedAsset, options: OpenOptions) -> dict
     if not options.properties:
         return {}
     per_step = resolved.image_properties
-    names = property_names(per_step) if options.properties is True else list(options.properties)
+    names = list(options.properties) if isinstance(options.properties, tuple) else property_names(per_step)
     taken = {band.id for band in resolved.bands}
     return {
         coordinate_name(name, taken): InMemoryVariable(

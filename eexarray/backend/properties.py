@@ -8,6 +8,9 @@ typed by its values over the time steps:
 * strings: ``object`` (str) with None where missing;
 * anything else (lists, dicts, mixed types): ``object`` holding JSON text, None where missing,
   so ``to_netcdf``/``to_zarr`` can write it.
+
+xarray turns None in an ``object`` coordinate into NaN (its missing-value marker there too),
+so users test ``pd.isna``/``.isnull()`` whatever the type; netCDF and zarr write it as missing.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ import numpy as np
 
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
+from eexarray.planning.expressions import Member
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
 from eexarray.transport.http import DEFAULT_RETRY
@@ -66,7 +67,7 @@ class PixelSource:
     def project_path(self) -> str:
         return f"projects/{self.config.project or 'earthengine-legacy'}"
 
-    def member(self, time: int) -> expressions.Member:
+    def member(self, time: int) -> Member:
         """What time step ``time`` reads: a stored image, or the images of its mosaic."""
         if self.mosaics is not None and len(self.mosaics[time]) > 1:
             return self.mosaics[time]
@@ -183,7 +184,7 @@ class PixelSource:
     def _fetch_member(
         self,
         client: RestClient,
-        member: expressions.Member,
+        member: Member,
         grid: PixelGrid,
         band_ids: Sequence[str],
         dtypes: Sequence[np.dtype],
@@ -205,7 +206,7 @@ class PixelSource:
     def _fetch_packed(
         self,
         client: RestClient,
-        images: list[tuple[expressions.Member, list[str]]],
+        images: list[tuple[Member, list[str]]],
         names: list[str],
         window: Window,
         dtypes: list[np.dtype],
