@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.metadata import dtype_of, fetch_images
-from eexarray.backend.properties import kind_of, property_names
 from eexarray.backend.options import (
     OPEN_OPTIONS,
     add_cli_options,
@@ -32,6 +31,7 @@ from eexarray.backend.options import (
     parse_options,
     split_options,
 )
+from eexarray.backend.properties import kind_of, property_names
 from eexarray.geometry import PixelGrid
 from eexarray.naming import asset_name
 from eexarray.transport import ConnectionConfig, EarthEngineError, RestClient

@@ -272,7 +272,10 @@ def test_listing_pages_ask_for_what_is_left():
             self.sizes.append(params["pageSize"])
             offset = int(params.get("pageToken", 0))
             end = min(offset + params["pageSize"], 20_000)
-            return {"assets": [{"name": f"c/{i}"} for i in range(offset, end)], "nextPageToken": str(end) * (end < 20_000)}
+            return {
+                "assets": [{"name": f"c/{i}"} for i in range(offset, end)],
+                "nextPageToken": str(end) * (end < 20_000),
+            }
 
     client = Recorder()
     assert len(list(list_images(client, "c", limit=5001))) == 5001
