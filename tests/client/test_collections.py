@@ -120,6 +120,16 @@ def test_properties_on_the_demo_collection():
     assert everything.SYNTHETIC.dtype == bool and everything.MEAN_SOLAR_ZENITH_ANGLE.dtype == "float64"
 
 
+def test_properties_of_a_computed_collection(local):
+    from eexarray.planning.expressions import _constant, _invoke
+
+    collection = {"result": "0", "values": {"0": _invoke("ImageCollection.load", id=_constant("test/tiles"))}}
+    ds = eexarray.open_dataset(collection, endpoint=local.url, properties=["CLOUD", "INDEX"])
+    assert list(ds.CLOUD.values) == [10.5, 20.0, 30.0, 40.0] and ds.INDEX.dtype == "int64"
+    with pytest.raises(ValueError, match=r"\['index'\]; the images have"):
+        eexarray.open_dataset(collection, endpoint=local.url, properties=["index"])
+
+
 def test_a_property_named_like_a_band_or_coordinate_gets_a_suffix():
     images = [
         InMemoryImage(f"test/clash/{i}", {"v": np.zeros(GRID.shape, "uint8")}, GRID, utc(f"2021-0{i + 1}-01T00:00"),
