@@ -12,6 +12,7 @@ odc-stac. Images without a start time are never grouped.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 
 import pyproj
@@ -24,6 +25,11 @@ def centre_longitude(grid: PixelGrid) -> float:
     west, south, east, north = grid.bounds
     to_degrees = pyproj.Transformer.from_crs(grid.pyproj_crs, "EPSG:4326", always_xy=True)
     longitude, _ = to_degrees.transform((west + east) / 2, (south + north) / 2)
+    if not math.isfinite(longitude):
+        raise ValueError(
+            f"groupby='solar_day' needs the longitude of the output area's centre; ({(west + east) / 2}, "
+            f"{(south + north) / 2}) in {grid.crs} has none: pass region= or crs=/scale= for another area"
+        )
     return float(longitude)
 
 
