@@ -1,6 +1,7 @@
 """``eexarray info ASSET``: what an asset holds, before opening it.
 
-Bands with their dtypes and native grids, the time range, the image count and
+Bands with their dtypes and native grids, the time range, the image count,
+the properties of the images (name, type, how many images have it, an example) and
 the stored size, as a readable table or as JSON for scripts. Costs one ``get``
 of the asset and, for a collection, one paged listing (with ``start``/``end``/
 ``filter`` pushed to the server), like ``open_dataset``.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from eexarray.backend.metadata import dtype_of, fetch_images
 from eexarray.backend.options import (
+    OPEN_OPTIONS,
     add_cli_options,
     check_keywords,
     cli_option_values,
@@ -29,6 +31,7 @@ from eexarray.backend.options import (
     parse_options,
     split_options,
 )
+from eexarray.backend.properties import kind_of, property_names
 from eexarray.geometry import PartialGrid
 from eexarray.naming import asset_name
 from eexarray.transport import ConnectionConfig, EarthEngineError, RestClient
@@ -53,6 +56,17 @@ class BandSummary:
 
 
 @dataclass(frozen=True)
+class PropertySummary:
+    """One property of the images: its type (as ``properties=`` types the coordinate), how many
+    listed images have it, and the value of the first that does."""
+
+    name: str
+    type: str  # int, float, bool, str or json (lists, dicts, mixed types)
+    image_count: int
+    example: Any
+
+
+@dataclass(frozen=True)
 class AssetSummary:
     """What ``eexarray info`` reports. ``image_count`` and ``crs_counts`` count the listed images."""
 
@@ -67,6 +81,7 @@ class AssetSummary:
     crs_counts: dict[str, int] = field(default_factory=dict)
     first_image: str | None = None
     last_image: str | None = None
+    properties: tuple[PropertySummary, ...] = ()  # of the images (a collection's) or of the image
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples)."""
@@ -89,6 +104,16 @@ def _band_summary(band: dict[str, Any]) -> BandSummary:
     )
 
 
+def _property_summaries(images: list[dict[str, Any]]) -> tuple[PropertySummary, ...]:
+    per_image = [image.get("properties", {}) for image in images]
+    summaries = []
+    for name in property_names(per_image):
+        values = [properties.get(name) for properties in per_image]
+        present = [value for value in values if value is not None]
+        summaries.append(PropertySummary(name, kind_of(values), len(present), present[0] if present else None))
+    return tuple(summaries)
+
+
 def _size(images: list[dict[str, Any]]) -> int | None:
     """Total ``sizeBytes`` (an int64 sent as a string), or None when any image lacks it."""
     sizes = [image.get("sizeBytes") for image in images]
@@ -108,6 +133,7 @@ def summarize_asset(
     start: str | dt.date | np.datetime64 | None = None,
     end: str | dt.date | np.datetime64 | None = None,
     filter: str | None = None,
+    max_images: int | None = 5000,
     endpoint: str | None = None,
     high_volume: bool = False,
     project: str | None = None,
@@ -124,6 +150,7 @@ def summarize_asset(
         start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
         end: collections: keep images whose `startTime` is before this date (exclusive)
         filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+        max_images: unfiltered collections: refuse to list more images than this (`None`: no limit)
         endpoint: REST endpoint URL
         high_volume: use `https://earthengine-highvolume.googleapis.com`
         project: quota project (`X-Goog-User-Project`)
@@ -157,6 +184,7 @@ def summarize_asset(
         crs_counts=dict(sorted(crs_counts.items(), key=lambda item: (-item[1], item[0]))),
         first_image=images[0].get("id") if kind == "IMAGE_COLLECTION" and images else None,
         last_image=images[-1].get("id") if kind == "IMAGE_COLLECTION" and images else None,
+        properties=_property_summaries(images),
     )
 
 
@@ -214,7 +242,17 @@ def format_summary(summary: AssetSummary) -> str:
         lines += _table(["band", "dtype", "CRS", "scale (x, y)", "pixels (w x h)", "nodata"], rows)
     elif summary.type == "IMAGE_COLLECTION":
         lines += ["", "no image matches"]
+    if summary.properties:
+        where = "of the images (open_dataset(properties=...))" if summary.type == "IMAGE_COLLECTION" else ""
+        rows = [[item.name, item.type, f"{item.image_count}", _example(item.example)] for item in summary.properties]
+        lines += ["", f"{len(summary.properties)} properties {where}:".replace(" :", ":")]
+        lines += _table(["property", "type", "images", "example"], rows)
     return "\n".join(lines)
+
+
+def _example(value: Any, width: int = 48) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # --- Folders: ``eexarray info FOLDER`` lists what a folder holds -------------------------
@@ -344,8 +382,10 @@ def _run_folder(args: argparse.Namespace) -> int | None:
         meta = get_asset(client, name)
         if meta.get("type") != "FOLDER":
             return None
-        if any(value is not None for value in pixels.values()):
-            given = ", ".join(f"--{key.replace('_', '-')}" for key, value in pixels.items() if value is not None)
+        defaults = {spec.name: spec.default for spec in OPEN_OPTIONS}
+        chosen = [key for key, value in pixels.items() if value != defaults[key]]
+        if chosen:
+            given = ", ".join(f"--{key.replace('_', '-')}" for key in chosen)
             kind = f"{meta.get('id', name)!r} is a FOLDER"
             print(f"eexarray info: {given} select a collection's images; {kind}", file=sys.stderr)
             return 2

@@ -17,6 +17,7 @@ from affine import Affine
 
 from eexarray.backend.metadata import BandMeta, ResolvedAsset, choose_grid
 from eexarray.backend.options import OpenOptions, rfc3339
+from eexarray.backend.properties import check_names
 from eexarray.geometry import PixelGrid
 from eexarray.geometry.crs import crs_as_given
 from eexarray.planning import expressions
@@ -73,16 +74,21 @@ def resolve_computed(
             "start/end/filter apply to stored collections; for a computed collection, filter it in the "
             "expression (e.g. ee.ImageCollection.filterDate) before opening"
         )
+    if options.groupby is not None:
+        raise ValueError(
+            "groupby= applies to stored collections; for a computed collection, mosaic in the expression "
+            "(e.g. ee.ImageCollection.mosaic per day) before opening"
+        )
     info = compute_value(client, project, expression, what="value:compute of the expression's metadata")
     kind = info.get("type") if isinstance(info, dict) else None
     if kind == "Image":
         images = [info]
-        per_image = [expressions.canonical(expression)]
+        per_expression = [expressions.canonical(expression)]
     elif kind == "ImageCollection":
         images = list(info.get("features", []))
         if not images:
             raise ValueError("The computed collection is empty")
-        per_image = [
+        per_expression = [
             expressions.canonical(expressions.element_of(expression, i, len(images))) for i in range(len(images))
         ]
     else:
@@ -103,6 +109,11 @@ def resolve_computed(
     footprints = [(band.grid.crs, band.grid.bounds) for band in bands if band.bounded][:1]
     grid = choose_grid(bands, options, footprints)
     properties = dict(info.get("properties", {}))
+    per_image = [_user_properties(image.get("properties", {})) for image in images]
+    if options.properties and kind != "ImageCollection":
+        raise ValueError("properties= applies to image collections; a computed image's properties are its attrs")
+    if isinstance(options.properties, tuple):
+        check_names(options.properties, per_image, "<computed>")
     return ResolvedAsset(
         name="<computed>",
         asset_type="IMAGE_COLLECTION" if kind == "ImageCollection" else "IMAGE",
@@ -113,7 +124,13 @@ def resolve_computed(
         start_times=tuple(_time(image.get("properties", {})) for image in images),
         bands=bands,
         grid=grid,
-        properties={k: v for k, v in properties.items() if not k.startswith("system:")},
-        expressions=tuple(per_image),
+        properties=_user_properties(properties),
+        expressions=tuple(per_expression),
+        image_properties=tuple(per_image),
         versions=tuple(None if image.get("version") is None else str(image["version"]) for image in images),
     )
+
+
+def _user_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """Without the ``system:`` ones (time, index, footprint: coordinates already, or not metadata)."""
+    return {key: value for key, value in properties.items() if not key.startswith("system:")}

@@ -19,6 +19,7 @@ from eexarray.backend.arrays import ORIGIN, EexarrayBackendArray, EexarrayVariab
 from eexarray.backend.graph import Finish, band_arrays
 from eexarray.backend.metadata import ResolvedAsset, time_coordinate
 from eexarray.backend.options import OpenOptions
+from eexarray.backend.properties import coordinate_name, coordinate_values, property_names
 from eexarray.engine.plan import BlockLayout, ReadPlan
 from eexarray.engine.source import PixelSource
 from eexarray.geometry import PixelGrid, Window
@@ -49,6 +50,7 @@ class OpenedAsset:
             dtypes=tuple(band.dtype for band in resolved.bands),
             file_format=options.file_format,
             expressions=resolved.expressions,
+            mosaics=resolved.mosaics,
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
@@ -147,12 +149,18 @@ class OpenedAsset:
                 if self.has_time and self.source.expressions is not None
                 else self.source.expressions
             ),
+            mosaics=(
+                self.source.mosaics[time_range[0] : time_range[1]]
+                if self.has_time and self.source.mosaics is not None
+                else self.source.mosaics
+            ),
             grid=self.source.grid.window(window),
         )
         token = tokenize(
             source.config.endpoint,
             source.images,
             source.expressions,
+            source.mosaics,
             source.grid.to_rest(),
             source.band_ids,
             source.dtypes,
@@ -237,6 +245,7 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
     if opened.has_time:
         coords["time"] = ("time", time_coordinate(resolved.start_times))
         coords["image_id"] = InMemoryVariable("time", np.array(resolved.image_ids, dtype=object))
+        coords.update(_property_coordinates(resolved, opened.options))
     drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
     clashes = [band.id for band in resolved.bands if band.id in coords and band.id not in drop]
     if clashes:
@@ -272,6 +281,21 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
     attrs = {_attr_name(k): _attr_value(v) for k, v in resolved.properties.items()}
     attrs["asset_id"] = resolved.name
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def _property_coordinates(resolved: ResolvedAsset, options: OpenOptions) -> dict[str, InMemoryVariable]:
+    """The ``properties=`` coordinates along ``time`` (plain numpy; see eexarray.backend.properties)."""
+    if not options.properties:
+        return {}
+    per_step = resolved.image_properties
+    names = list(options.properties) if isinstance(options.properties, tuple) else property_names(per_step)
+    taken = {band.id for band in resolved.bands}
+    return {
+        coordinate_name(name, taken): InMemoryVariable(
+            "time", coordinate_values([properties.get(name) for properties in per_step]), {"property": name}
+        )
+        for name in names
+    }
 
 
 def _units(grid: PixelGrid) -> str:

@@ -6,6 +6,7 @@ paged listing with every filter pushed to the server (no per-image calls).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -16,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from eexarray.backend.grouping import centre_longitude, group_by_solar_day
 from eexarray.backend.options import MAX_PIXELS_PER_SIDE, OpenOptions
+from eexarray.backend.properties import check_names, merged
 from eexarray.geometry import PartialGrid, PixelGrid, Window, crs_equal, metres_to_crs_units, to_pyproj
 from eexarray.geometry.grid import transform_bounds
 from eexarray.planning import auto_tile_shape
@@ -25,6 +28,10 @@ from eexarray.transport import RestClient
 from eexarray.transport.api import get_asset, list_images
 
 _INT_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64")
+
+
+class TooManyImagesError(ValueError):
+    """A collection listed without any filter holds more than ``max_images`` images."""
 
 
 class MixedGridWarning(UserWarning):
@@ -66,6 +73,10 @@ class ResolvedAsset:
     # Per image: its ``updateTime`` (stored) or ``version`` (computed, when the value has one);
     # a download resumes only while these are unchanged (download/resume.py).
     versions: tuple[str | None, ...] = ()
+    # Per time step: the image's properties (a mosaic's: those its images agree on).
+    image_properties: tuple[dict[str, Any], ...] = ()
+    # groupby: per time step, the names of the images mosaicked into it (last on top); else None.
+    mosaics: tuple[tuple[str, ...], ...] | None = None
 
 
 def _shorten(items: list[str], limit: int = 20) -> str:
@@ -143,8 +154,19 @@ def fetch_images(
         return asset, [asset]
     if asset_type != "IMAGE_COLLECTION":
         raise ValueError(f"{asset.get('id', name)!r} is a {asset_type}; {what} needs an IMAGE or IMAGE_COLLECTION")
-    listing = list_images(client, name, filter=_time_filter(options))
-    images = list(track_listing(listing, description=f"listing {asset.get('id', name)}", progress=progress))
+    collection = asset.get("id", name)
+    # Unfiltered, a listing could run to millions of images (Sentinel-2): it stops one past the limit.
+    unbounded = not (options.start or options.end or options.region or options.filter)
+    limit = options.max_images + 1 if unbounded and options.max_images is not None else None
+    listing = list_images(client, name, filter=_time_filter(options), limit=limit)
+    images = list(track_listing(listing, description=f"listing {collection}", progress=progress))
+    if limit is not None and len(images) >= limit:
+        raise TooManyImagesError(
+            f"Collection {collection!r} has more than max_images={options.max_images} images and no "
+            "start/end/region/filter narrows it (listing stopped there). Select images with start= and end= "
+            "(dates), region= (the area), or filter= (e.g. 'properties.CLOUDY_PIXEL_PERCENTAGE < 20'), "
+            "or raise max_images= (None: no limit)"
+        )
     images.sort(key=lambda image: (image.get("startTime") or "", image.get("id", "")))
     return asset, images
 
@@ -152,6 +174,11 @@ def fetch_images(
 def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> ResolvedAsset:
     asset, images = fetch_images(client, name, options)
     asset_type = asset["type"]
+    if asset_type == "IMAGE" and (options.properties or options.groupby):
+        raise ValueError(
+            f"properties=/groupby= apply to image collections; {asset.get('id', name)!r} is an IMAGE "
+            "(its properties are the Dataset's attrs)"
+        )
     if asset_type == "IMAGE_COLLECTION":
         if not images:
             raise ValueError(
@@ -189,7 +216,10 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
                 if band_grid is not None:  # a grid without dimensions has no footprint
                     footprints.append((band_grid.crs, band_grid.bounds))
     grid = choose_grid(bands, options, footprints)
-    return ResolvedAsset(
+    per_image = [dict(image.get("properties", {})) for image in images]
+    if isinstance(options.properties, tuple):
+        check_names(options.properties, per_image, asset.get("id", name))
+    resolved = ResolvedAsset(
         name=name,
         asset_type=asset_type,
         image_names=tuple(image["name"] for image in images),
@@ -198,9 +228,27 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
         bands=bands,
         grid=grid,
         versions=tuple(image.get("updateTime") for image in images),
-        properties=dict(asset.get("properties", {}))
-        if asset_type == "IMAGE_COLLECTION"
-        else dict(images[0].get("properties", {})),
+        properties=dict(asset.get("properties", {})) if asset_type == "IMAGE_COLLECTION" else per_image[0],
+        image_properties=tuple(per_image),
+    )
+    return group_images(resolved) if options.groupby == "solar_day" else resolved
+
+
+def group_images(resolved: ResolvedAsset) -> ResolvedAsset:
+    """One time step per local solar day over the output grid (see eexarray.backend.grouping)."""
+    groups = group_by_solar_day(resolved.start_times, centre_longitude(resolved.grid))
+    return dataclasses.replace(
+        resolved,
+        image_names=tuple(resolved.image_names[group[0]] for group in groups),
+        # The ids of the day's images, in mosaic order (the last is on top).
+        image_ids=tuple(",".join(resolved.image_ids[i] for i in group) for group in groups),
+        start_times=tuple(resolved.start_times[group[0]] for group in groups),
+        image_properties=tuple(merged([resolved.image_properties[i] for i in group]) for group in groups),
+        mosaics=tuple(tuple(resolved.image_names[i] for i in group) for group in groups),
+        # A mosaic changes when any of its images does.
+        versions=tuple(",".join(str(resolved.versions[i]) for i in group) for group in groups)
+        if resolved.versions
+        else (),
     )
 
 

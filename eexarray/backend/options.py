@@ -48,6 +48,9 @@ FILE_FORMATS = ("NPY", "GEO_TIFF")
 # typo in scale (1e-5 instead of 10) otherwise asks for billions of pixels a side and fails
 # much later, out of memory; the cap refuses it at open with the numbers.
 MAX_PIXELS_PER_SIDE = 2**20
+GROUPBY_MODES = ("solar_day",)
+# A collection listed without any filter stops past this many images (Sentinel-2 has millions).
+DEFAULT_MAX_IMAGES = 5000
 Bounds = tuple[float, float, float, float]
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -117,6 +120,18 @@ def bands_from_text(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [band.strip() for value in values for band in value.split(",") if band.strip()]
+
+
+def max_images_from_text(text: str | None) -> Any:
+    """``--max-images``: a positive integer, or ``none`` for no limit; not given: the default."""
+    if text is None:
+        return DEFAULT_MAX_IMAGES
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--max-images {text!r} is not a number of images (or 'none' for no limit)") from None
 
 
 # -- the definition -------------------------------------------------------------------------------------
@@ -246,6 +261,38 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "pixels",
         commands=("download", "info"),
         cli=CliFlag(),
+    ),
+    OptionSpec(
+        "properties",
+        "bool | Sequence[str]",
+        False,
+        "collections: per-image properties as coordinates along `time`: `True` (all) or a list of names",
+        "`False` (none)",
+        "pixels",
+        commands=(),
+    ),
+    OptionSpec(
+        "groupby",
+        'Literal["solar_day"] | None',
+        None,
+        'collections: `"solar_day"`: one time step per local solar day, mosaicked on the server',
+        "`None` (one time step per image)",
+        "pixels",
+        commands=(),
+    ),
+    OptionSpec(
+        "max_images",
+        "int | None",
+        DEFAULT_MAX_IMAGES,
+        "unfiltered collections: refuse to list more images than this (`None`: no limit)",
+        f"{DEFAULT_MAX_IMAGES:,}",
+        "pixels",
+        commands=("download", "info"),
+        cli=CliFlag(
+            "refuse to list more images than N when no filter option narrows the collection ('none': no limit)",
+            metavar="N",
+            parse=max_images_from_text,
+        ),
     ),
     OptionSpec(
         "endpoint",
@@ -419,6 +466,9 @@ class OpenOptions:
     start: str | None = None  # RFC 3339, inclusive
     end: str | None = None  # RFC 3339, exclusive
     filter: str | None = None
+    properties: bool | tuple[str, ...] = False  # True: all; a tuple: those names
+    groupby: str | None = None  # None or one of GROUPBY_MODES
+    max_images: int | None = DEFAULT_MAX_IMAGES  # applies to unfiltered listings only
     mask_and_scale: bool = False
     file_format: str = "NPY"
 
@@ -443,6 +493,22 @@ def parse_bands(bands: Any) -> tuple[str, ...] | None:
     if len(bands) > MAX_BANDS * 64:
         raise ValueError(f"{len(bands)} bands selected; that is more than any image has")
     return tuple(bands)
+
+
+def parse_properties(properties: Any) -> bool | tuple[str, ...]:
+    """``True``/``False``, or the property names (a string or a list of non-empty strings)."""
+    if isinstance(properties, bool):
+        return properties
+    if isinstance(properties, str):
+        properties = [properties]
+    if not isinstance(properties, Sequence) or not all(isinstance(p, str) and p for p in properties):
+        raise TypeError(f"properties must be True, False or a list of property names (strings), got {properties!r}")
+    if not properties:
+        raise ValueError("properties is empty: name at least one property, or pass True for all, False for none")
+    duplicates = sorted({p for p in properties if list(properties).count(p) > 1})
+    if duplicates:
+        raise ValueError(f"properties lists {duplicates} more than once; name each property once")
+    return tuple(properties)
 
 
 def parse_region(region: Any) -> Bounds:
@@ -673,6 +739,7 @@ def parse_options(**values: Any) -> OpenOptions:
     resolution, max_pixels_per_side = given["resolution"], given["max_pixels_per_side"]
     start, end, filter = given["start"], given["end"], given["filter"]
     mask_and_scale, file_format = given["mask_and_scale"], given["file_format"]
+    properties, groupby, max_images = given["properties"], given["groupby"], given["max_images"]
     if grid is not None and any(v is not None for v in (crs, scale, resolution, region)):
         raise ValueError(
             "grid is exclusive with crs/scale/resolution/region: pass either a full grid or crs/scale/region"
@@ -713,6 +780,12 @@ def parse_options(**values: Any) -> OpenOptions:
         raise TypeError(f"mask_and_scale must be True or False, got {mask_and_scale!r}")
     if file_format not in FILE_FORMATS:
         raise ValueError(f"file_format={file_format!r} is not supported; use one of {FILE_FORMATS}")
+    if groupby is not None and groupby not in GROUPBY_MODES:
+        raise ValueError(f"groupby={groupby!r} is not supported; use one of {list(GROUPBY_MODES)} or None")
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer))):
+        raise TypeError(f"max_images must be a positive integer or None (no limit), got {max_images!r}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images={max_images} must be at least 1 (or None for no limit)")
     return OpenOptions(
         bands=parse_bands(bands),
         crs=normalize_crs(crs) if crs is not None else None,
@@ -724,6 +797,9 @@ def parse_options(**values: Any) -> OpenOptions:
         start=start_text,
         end=end_text,
         filter=filter,
+        properties=parse_properties(properties),
+        groupby=groupby,
+        max_images=int(max_images) if max_images is not None else None,
         mask_and_scale=mask_and_scale,
         file_format=file_format,
     )

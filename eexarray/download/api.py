@@ -87,6 +87,7 @@ def download(
     start: str | dt.date | np.datetime64 | None = None,
     end: str | dt.date | np.datetime64 | None = None,
     filter: str | None = None,
+    max_images: int | None = 5000,
     endpoint: str | None = None,
     high_volume: bool = False,
     project: str | None = None,
@@ -127,6 +128,7 @@ def download(
         start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
         end: collections: keep images whose `startTime` is before this date (exclusive)
         filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`
+        max_images: unfiltered collections: refuse to list more images than this (`None`: no limit)
         endpoint: REST endpoint URL
         high_volume: use `https://earthengine-highvolume.googleapis.com`
         project: quota project (`X-Goog-User-Project`)

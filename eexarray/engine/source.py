@@ -12,7 +12,10 @@ Three ways to fetch, chosen per read:
   window across 500 images costs one or two requests instead of 500. Used when
   the endpoint evaluates expressions; if it refuses, this process falls back to
   per-image ``getPixels`` for good;
-* computed images (an expression per time step), ``computePixels``.
+* computed images (an expression per time step), ``computePixels``;
+* same-day mosaics (``groupby``): a time step of several stored images is one
+  ``computePixels`` of their ``ImageCollection.mosaic``, or one member of a packed read,
+  so grouping never adds requests.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
+from eexarray.planning.expressions import Member
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
 from eexarray.transport.http import DEFAULT_RETRY
@@ -56,10 +60,18 @@ class PixelSource:
     retry: RetryPolicy = DEFAULT_RETRY
     expressions: tuple[str, ...] | None = None  # canonical JSON, one per time step, for computed images
     packing: str = "auto"
+    # groupby: per time step, the stored images mosaicked into it (last on top) by the server.
+    mosaics: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def project_path(self) -> str:
         return f"projects/{self.config.project or 'earthengine-legacy'}"
+
+    def member(self, time: int) -> Member:
+        """What time step ``time`` reads: a stored image, or the images of its mosaic."""
+        if self.mosaics is not None and len(self.mosaics[time]) > 1:
+            return self.mosaics[time]
+        return self.images[time]
 
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
         return plan_requests(window, self.dtypes, bands, self.limits)
@@ -120,9 +132,7 @@ class PixelSource:
                 dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
                 grid = self.grid.window(request.window)
                 if self.expressions is None:
-                    future = state.pool.submit(
-                        get_pixels, client, self.images[time], grid, band_ids, dtypes, file_format=self.file_format
-                    )
+                    future = state.pool.submit(self._fetch_member, client, self.member(time), grid, band_ids, dtypes)
                 else:
                     future = state.pool.submit(
                         compute_pixels,
@@ -154,7 +164,7 @@ class PixelSource:
                     members[-1][1].append(band)
                 else:
                     members.append((position, [band]))
-            images = [(self.images[times[p]], [self.band_ids[b] for b in bs]) for p, bs in members]
+            images = [(self.member(times[p]), [self.band_ids[b] for b in bs]) for p, bs in members]
             names = expressions.packed_band_ids(images)
             placements = [
                 (name, position, band)
@@ -171,10 +181,32 @@ class PixelSource:
             submissions.append((future, request.window, placements))
         return submissions
 
+    def _fetch_member(
+        self,
+        client: RestClient,
+        member: Member,
+        grid: PixelGrid,
+        band_ids: Sequence[str],
+        dtypes: Sequence[np.dtype],
+    ) -> dict[str, np.ndarray]:
+        """One time step on ``grid``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
+        if isinstance(member, str):
+            return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format)
+        return compute_pixels(
+            client,
+            self.project_path,
+            expressions.mosaic_image(member, band_ids),
+            grid,
+            band_ids,
+            dtypes,
+            file_format=self.file_format,
+            what=f"computePixels of a mosaic of {len(member)} images, {grid.width}x{grid.height} px",
+        )
+
     def _fetch_packed(
         self,
         client: RestClient,
-        images: list[tuple[str, list[str]]],
+        images: list[tuple[Member, list[str]]],
         names: list[str],
         window: Window,
         dtypes: list[np.dtype],
@@ -197,14 +229,12 @@ class PixelSource:
                     raise
                 with _no_packing_lock:
                     _no_packing.add(self.config.endpoint)
-        # One image, or an endpoint that does not pack: getPixels per image, same placements.
+        # One image, or an endpoint that does not pack: one request per time step, same placements.
         result: dict[str, np.ndarray] = {}
         cursor = 0
         for image, band_ids in images:
             count = len(band_ids)
-            fetched = get_pixels(
-                client, image, grid, band_ids, dtypes[cursor : cursor + count], file_format=self.file_format
-            )
+            fetched = self._fetch_member(client, image, grid, band_ids, dtypes[cursor : cursor + count])
             for name, band_id in zip(names[cursor : cursor + count], band_ids):
                 result[name] = fetched[band_id]
             cursor += count

@@ -30,18 +30,42 @@ def select_bands(image: dict[str, Any], band_ids: Sequence[str]) -> dict[str, An
     return _invoke("Image.select", input=image, bandSelectors=_constant(list(band_ids)))
 
 
-def packed_time_series(images: Sequence[tuple[str, Sequence[str]]]) -> Expression:
-    """One image holding ``bands`` of each ``(asset id, bands)`` in order.
+# One time step: a stored image (its asset name), or the names of the images mosaicked into it.
+Member = str | tuple[str, ...]
+
+
+def _from_images(images: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": list(images)}})
+
+
+def member_image(member: Member, band_ids: Sequence[str]) -> dict[str, Any]:
+    """``band_ids`` of one time step: the stored image, or ``ImageCollection.mosaic`` of its images
+    (later images drawn over earlier ones where they are not masked)."""
+    if isinstance(member, str):
+        return select_bands(load_image(member), band_ids)
+    if len(member) == 1:
+        return select_bands(load_image(member[0]), band_ids)
+    layers = [select_bands(load_image(asset), band_ids) for asset in member]
+    return _invoke("ImageCollection.mosaic", collection=_from_images(layers))
+
+
+def mosaic_image(assets: Sequence[str], band_ids: Sequence[str]) -> Expression:
+    """The mosaic of ``assets`` (last on top) as an expression for ``computePixels``."""
+    return {"result": "0", "values": {"0": member_image(tuple(assets), band_ids)}}
+
+
+def packed_time_series(images: Sequence[tuple[Member, Sequence[str]]]) -> Expression:
+    """One image holding ``bands`` of each ``(member, bands)`` in order (a member: an asset id, or
+    the asset ids of a mosaic).
 
     ``ImageCollection.toBands`` names the bands ``<k>_<band>``, ``k`` being the image's
     position in ``ImageCollection.fromImages`` (its ``system:index``).
     """
-    members = [select_bands(load_image(asset), bands) for asset, bands in images]
-    collection = _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": members}})
-    return {"result": "0", "values": {"0": _invoke("ImageCollection.toBands", collection=collection)}}
+    members = [member_image(member, bands) for member, bands in images]
+    return {"result": "0", "values": {"0": _invoke("ImageCollection.toBands", collection=_from_images(members))}}
 
 
-def packed_band_ids(images: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+def packed_band_ids(images: Sequence[tuple[Member, Sequence[str]]]) -> list[str]:
     return [f"{position}_{band}" for position, (_, bands) in enumerate(images) for band in bands]
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from eexarray.server.asset_json import VIEWS, asset_json, image_json
@@ -86,23 +87,27 @@ def compile_filter(text: str | None) -> Callable[[dict[str, Any]], bool] | None:
         raise invalid_argument(f"Invalid filter {text!r}: {error}") from None
 
 
-def _page(items: list[dict[str, Any]], query: Query, key: str, field: str) -> dict[str, Any]:
+def _page(items: Iterable[dict[str, Any]], query: Query, key: str, field: str) -> dict[str, Any]:
+    """One page of ``items``: they are built lazily and only up to the page's end (plus one, to know
+    whether another page follows), so paging through a large collection costs each page its
+    offset, not the whole collection."""
     size = _page_size(query)
     offset = _decode_token(_single(query, "pageToken"), key)
-    result: dict[str, Any] = {field: items[offset : offset + size]}
-    if offset + size < len(items):
+    head = list(itertools.islice(items, offset + size + 1))
+    result: dict[str, Any] = {field: head[offset : offset + size]}
+    if len(head) > offset + size:
         result["nextPageToken"] = _encode_token(offset + size, key)
     return result
 
 
-def _filtered(assets: Sequence[Asset], predicate: Callable[[dict[str, Any]], bool] | None, view: str) -> list[dict]:
-    items = []
+def _filtered(
+    assets: Iterable[Asset], predicate: Callable[[dict[str, Any]], bool] | None, view: str
+) -> Iterator[dict[str, Any]]:
     for asset in assets:
         full = asset_json(asset, "FULL")
         if predicate is not None and not predicate(full):
             continue
-        items.append(full if view == "FULL" else asset_json(asset, view))
-    return items
+        yield full if view == "FULL" else asset_json(asset, view)
 
 
 def list_assets(catalog: Catalog, parent: str, query: Query) -> dict[str, Any]:
@@ -128,22 +133,24 @@ def list_images(catalog: Catalog, parent: str, query: Query) -> dict[str, Any]:
             region = parse_geometry(region_text)
         except GeometryError as error:
             raise invalid_argument(f"region must be a GeoJSON geometry: {error}") from None
-    selected = []
-    for asset in catalog.children(parent):
-        if not isinstance(asset, ImageAsset):
-            continue
-        image = asset.image
-        # Same semantics as the official client's listImages filter:
-        # startTime >= start AND endTime < end AND intersects(region).
-        if start is not None and (image.start_time is None or image.start_time < start):
-            continue
-        if end is not None and (image.end_time is None or image.end_time >= end):
-            continue
-        if region is not None:
-            geometry = image_json(asset).get("geometry")
-            if geometry is None or not intersects(parse_geometry(geometry), region):
+
+    def selected() -> Iterator[ImageAsset]:
+        for asset in catalog.children(parent):
+            if not isinstance(asset, ImageAsset):
                 continue
-        selected.append(asset)
-    items = _filtered(selected, predicate, view)
+            image = asset.image
+            # Same semantics as the official client's listImages filter:
+            # startTime >= start AND endTime < end AND intersects(region).
+            if start is not None and (image.start_time is None or image.start_time < start):
+                continue
+            if end is not None and (image.end_time is None or image.end_time >= end):
+                continue
+            if region is not None:
+                geometry = image_json(asset).get("geometry")
+                if geometry is None or not intersects(parse_geometry(geometry), region):
+                    continue
+            yield asset
+
+    items = _filtered(selected(), predicate, view)
     key = _listing_key("images", parent, text, view, start_text, end_text, region_text)
     return _page(items, query, key, "images")

@@ -20,19 +20,33 @@ def get_asset(client: RestClient, name: str) -> dict[str, Any]:
 
 
 def list_images(
-    client: RestClient, collection: str, *, filter: str | None = None, page_size: int = LIST_PAGE_SIZE
+    client: RestClient,
+    collection: str,
+    *,
+    filter: str | None = None,
+    page_size: int = LIST_PAGE_SIZE,
+    limit: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every image of a collection, one paged ``listAssets`` with the filter pushed to the server."""
-    params: dict[str, Any] = {"pageSize": page_size}
+    """Every image of a collection (at most ``limit``), one paged ``listAssets`` with the filter
+    pushed to the server. With a limit the last page asks for what is left, so no more than
+    ``limit`` images are ever transferred."""
+    params: dict[str, Any] = {"pageSize": page_size if limit is None else min(page_size, limit)}
     if filter:
         params["filter"] = filter
-    while True:
+    listed = 0
+    while limit is None or listed < limit:
         page = client.get_json(f"{collection}:listAssets", params, what=f"list images of {collection}")
-        yield from page.get("assets", [])
+        assets = page.get("assets", [])
+        if limit is not None:
+            assets = assets[: limit - listed]
+        listed += len(assets)
+        yield from assets
         token = page.get("nextPageToken")
         if not token:
             return
         params["pageToken"] = token
+        if limit is not None:
+            params["pageSize"] = min(page_size, limit - listed)
 
 
 def compute_value(client: RestClient, project: str, expression: dict[str, Any], *, what: str = "") -> Any:

@@ -160,6 +160,7 @@ def test_cli_flags_parse_to_option_values(tmp_path):
     argv += ["--crs", "EPSG:4326", "--scale", "10,20", "--region", str(geojson), "--start", "2020-01-01"]
     argv += ["--end", "2021-01-01", "--filter", "x < 1", "--endpoint", "http://h", "--project", "p"]
     argv += ["--high-volume", "--max-concurrency", "3", "--resolution", "0.5", "--max-pixels-per-side", "4096"]
+    argv += ["--max-images", "200"]
     source, kwargs = download_arguments(build_parser().parse_args(argv))
     assert source == "some/asset"
     assert {k: kwargs[k] for k in (s.name for s in options_for("download") if s.cli)} == {
@@ -170,6 +171,7 @@ def test_cli_flags_parse_to_option_values(tmp_path):
         "start": "2020-01-01",
         "end": "2021-01-01",
         "filter": "x < 1",
+        "max_images": 200,
         "endpoint": "http://h",
         "high_volume": True,
         "project": "p",
@@ -177,6 +179,10 @@ def test_cli_flags_parse_to_option_values(tmp_path):
         "resolution": 0.5,
         "max_pixels_per_side": 4096,
     }
+    _, unlimited = download_arguments(
+        build_parser().parse_args(["download", "a", "-o", "o.tif", "--max-images", "none"])
+    )
+    assert unlimited["max_images"] is None
     _, defaults = download_arguments(build_parser().parse_args(["download", "a", "-o", "o.tif"]))
     for spec in options_for("download"):
         if spec.cli is not None:

@@ -94,3 +94,31 @@ def test_plans_are_valid_and_cover_each_chunk_exactly_once(
 
 def test_plan_for_empty_selection_is_empty():
     assert plan_requests(Window(0, 10, 0, 10), ["uint8"], []) == []
+
+
+def test_a_mosaic_member_packs_as_imagecollection_mosaic_of_its_images():
+    from eexarray.planning.expressions import mosaic_image, packed_band_ids, packed_time_series
+
+    def load_select(asset):
+        load = {
+            "functionInvocationValue": {"functionName": "Image.load", "arguments": {"id": {"constantValue": asset}}}
+        }
+        arguments = {"input": load, "bandSelectors": {"constantValue": ["v"]}}
+        return {"functionInvocationValue": {"functionName": "Image.select", "arguments": arguments}}
+
+    def from_images(images):
+        arguments = {"images": {"arrayValue": {"values": images}}}
+        return {"functionInvocationValue": {"functionName": "ImageCollection.fromImages", "arguments": arguments}}
+
+    mosaic = {
+        "functionInvocationValue": {
+            "functionName": "ImageCollection.mosaic",
+            "arguments": {"collection": from_images([load_select("c/a"), load_select("c/b")])},
+        }
+    }
+    assert mosaic_image(["c/a", "c/b"], ["v"]) == {"result": "0", "values": {"0": mosaic}}
+    members = [(("c/a", "c/b"), ["v"]), ("c/c", ["v"]), (("c/d",), ["v"])]  # a 1-image "mosaic" is the image
+    packed = packed_time_series(members)["values"]["0"]["functionInvocationValue"]
+    assert packed["functionName"] == "ImageCollection.toBands"
+    assert packed["arguments"]["collection"] == from_images([mosaic, load_select("c/c"), load_select("c/d")])
+    assert packed_band_ids(members) == ["0_v", "1_v", "2_v"]
