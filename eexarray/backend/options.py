@@ -269,6 +269,16 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         cli=CliFlag(type=int, metavar="N"),
     ),
     OptionSpec(
+        "request_timeout",
+        "float | None",
+        None,
+        "seconds one attempt of one request may take, connecting and the whole response included",
+        "`300` (48 MiB, the largest response, at ~1.3 Mbit/s)",
+        "connection",
+        commands=("download", "info"),
+        cli=CliFlag(type=float, metavar="SECONDS"),
+    ),
+    OptionSpec(
         "mask_and_scale",
         "bool",
         False,

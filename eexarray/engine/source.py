@@ -29,6 +29,7 @@ from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
+from eexarray.transport.credentials import compute_project
 from eexarray.transport.http import DEFAULT_RETRY
 from eexarray.transport.session import endpoint_state
 
@@ -59,7 +60,7 @@ class PixelSource:
 
     @property
     def project_path(self) -> str:
-        return f"projects/{self.config.project or 'earthengine-legacy'}"
+        return compute_project(self.config)
 
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
         return plan_requests(window, self.dtypes, bands, self.limits)

@@ -159,7 +159,7 @@ def test_cli_flags_parse_to_option_values(tmp_path):
     argv = ["download", "some/asset", "-o", str(tmp_path / "o.tif"), "--bands", "a,b", "--bands", "c"]
     argv += ["--crs", "EPSG:4326", "--scale", "10,20", "--region", str(geojson), "--start", "2020-01-01"]
     argv += ["--end", "2021-01-01", "--filter", "x < 1", "--endpoint", "http://h", "--project", "p"]
-    argv += ["--high-volume", "--max-concurrency", "3"]
+    argv += ["--high-volume", "--max-concurrency", "3", "--request-timeout", "12.5"]
     source, kwargs = download_arguments(build_parser().parse_args(argv))
     assert source == "some/asset"
     assert {k: kwargs[k] for k in (s.name for s in options_for("download") if s.cli)} == {
@@ -174,6 +174,7 @@ def test_cli_flags_parse_to_option_values(tmp_path):
         "high_volume": True,
         "project": "p",
         "max_concurrency": 3,
+        "request_timeout": 12.5,
     }
     _, defaults = download_arguments(build_parser().parse_args(["download", "a", "-o", "o.tif"]))
     for spec in options_for("download"):
