@@ -154,6 +154,7 @@ class RestClient:
         attempt = 0
         connect_failures = 0
         timeouts = 0
+        out_of_time = False  # the call's overall bound ended it
         while attempt < self.retry.max_attempts:
             if deadline.cancelled():
                 raise RequestCancelledError(f"{what} was cancelled")
@@ -206,10 +207,17 @@ class RestClient:
                 response.close()  # its socket is shut down: never back to the pool
             if aborted == deadline.CANCELLED:
                 raise RequestCancelledError(f"{what} was cancelled while on the wire")
+            if aborted == deadline.EXPIRED and seconds < request_timeout:
+                # Cut short by the call's overall bound, not by request_timeout: give up.
+                attempt += 1
+                out_of_time = True
+                if last_status is None and not last_problem:
+                    last_problem = f"no complete response within the {seconds:.3g} s left"
+                break
             if aborted == deadline.EXPIRED:
                 # Whatever was read is discarded: a body cut by the deadline may look whole.
                 timeouts += 1
-                failure = (None, f"no complete response within {seconds:g} s (request_timeout)")
+                failure = (None, f"no complete response within {seconds:.3g} s (request_timeout)")
                 if timeouts >= self.retry.timeout_attempts:
                     last_status, last_problem = failure
                     attempt += 1
@@ -244,7 +252,8 @@ class RestClient:
                 COUNTERS.add(retries=1)
                 if not deadline.wait_unless_cancelled(pause):
                     raise RequestCancelledError(f"{what} was cancelled")
-        error_class = RequestTimeoutError if timeouts and last_status is None else RetriesExhaustedError
+        timed_out = (timeouts or out_of_time) and last_status is None
+        error_class = RequestTimeoutError if timed_out else RetriesExhaustedError
         limit = ""
         if attempt < self.retry.max_attempts:
             limit = (

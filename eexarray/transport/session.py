@@ -62,7 +62,7 @@ class EndpointState:
     """Session (shared by the endpoint), in-flight cap and fetch pool for one endpoint, project and cap."""
 
     def __init__(self, config: ConnectionConfig) -> None:
-        self.config = config
+        self.config = config.without_credentials()  # shared by every credentials object: holds none
         self.in_flight = threading.BoundedSemaphore(config.max_concurrency)
         # On a dask.distributed worker: a distributed.Semaphore shared by the cluster (cluster.py).
         self.cluster_cap: Any = None
