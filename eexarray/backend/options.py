@@ -244,7 +244,7 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "str | None",
         None,
         "quota project (`X-Goog-User-Project`)",
-        "`EEXARRAY_PROJECT`",
+        "`EEXARRAY_PROJECT`, else the credentials' quota project",
         "connection",
         commands=("download", "info"),
         cli=CliFlag(),
@@ -254,8 +254,8 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "Credentials | None",
         None,
         "google-auth credentials",
-        "Application Default Credentials for Google endpoints; none for a local server "
-        "(`EEXARRAY_TOKEN` sends a static bearer token)",
+        "for Google endpoints Earth Engine's stored credentials (`earthengine authenticate`), else "
+        "Application Default Credentials; none for a local server (`EEXARRAY_TOKEN` sends a static bearer token)",
         "connection",
         commands=("download", "info"),
     ),

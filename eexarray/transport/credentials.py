@@ -110,8 +110,11 @@ def _adc_quota_project() -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def find_default_credentials() -> Loaded:
-    """Earth Engine's stored credentials if present, else Application Default Credentials."""
+def find_default_credentials(endpoint: str) -> Loaded:
+    """Earth Engine's stored credentials if present, else Application Default Credentials.
+
+    ``endpoint`` only names what they are for in the error when none are found.
+    """
     tried = ["credentials= (not given)"]
     path = ee_credentials_path()
     if path.is_file():
@@ -126,7 +129,9 @@ def find_default_credentials() -> Loaded:
         variable = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         where = f"GOOGLE_APPLICATION_CREDENTIALS={variable!r}" if variable else "Application Default Credentials"
         tried.append(f"{where} ({_first_line(error)})")
-        raise CredentialsError("No Google credentials found. Tried: " + "; ".join(tried) + ". " + FIX_HINT) from None
+        raise CredentialsError(
+            f"No Google credentials found for {endpoint}. Tried: " + "; ".join(tried) + ". " + FIX_HINT
+        ) from None
     source = "Application Default Credentials"
     if not getattr(credentials, "quota_project_id", None):
         project = _adc_quota_project()
@@ -145,14 +150,14 @@ _default_lock = threading.Lock()
 _refresh_lock = threading.Lock()
 
 
-def default_credentials() -> Loaded:
+def default_credentials(endpoint: str) -> Loaded:
     """This process's default credentials (searched once; again after a fork)."""
     global _default, _default_pid
     with _default_lock:
         if _default_pid != os.getpid():
             _default, _default_pid = None, os.getpid()
         if _default is None:
-            _default = find_default_credentials()
+            _default = find_default_credentials(endpoint)
         return _default
 
 
@@ -169,7 +174,7 @@ def credentials_for(config: ConnectionConfig) -> Loaded | None:
         return None
     if config.credentials_source == "object" and config.credentials is not None:
         return Loaded(config.credentials, f"credentials= ({type(config.credentials).__name__})")
-    return default_credentials()
+    return default_credentials(config.endpoint)
 
 
 def quota_project(config: ConnectionConfig) -> str | None:

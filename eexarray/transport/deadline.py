@@ -8,8 +8,8 @@ passes, the watchdog shuts the attempt's socket down, which wakes the reading th
 once, whatever it is reading.
 
 The same shutdown serves cancellation: a fetch whose future is cancelled while running
-(``FetchFuture.cancel``), and interpreter exit (``abort_in_flight``, run before Python joins
-its threads), so that threads blocked in reads never keep a process alive after Ctrl-C.
+(``FetchFuture.cancel``), ``abort_in_flight()``, and interpreter exit (run before Python
+joins its threads), so that threads blocked in reads never keep a process alive after Ctrl-C.
 
 Sockets are found through the connection classes of the adapter below: whenever a
 connection opens a socket or sends a request on a kept-alive one, it hands the socket to
@@ -223,13 +223,18 @@ def wait_unless_cancelled(seconds: float) -> bool:
 
 
 def abort_in_flight() -> int:
-    """Stop every request of this process now, and every later one (interpreter exit).
+    """Stop every request of this process on the wire now (e.g. after Ctrl-C in a notebook).
 
-    Threads reading a response get an error at once; new attempts fail before connecting.
+    Threads reading a response get an error at once; later requests run normally.
     Returns how many requests were on the wire.
     """
-    _closing.set()
     return _watchdog.abort_all(CANCELLED)
+
+
+def _at_exit() -> None:
+    """Interpreter exit: stop the requests on the wire, and fail every later one before it connects."""
+    _closing.set()
+    abort_in_flight()
 
 
 def _watch_current(sock: Any) -> None:
@@ -292,11 +297,11 @@ def _register_exit_hook() -> None:
 
     register = getattr(threading, "_register_atexit", None)
     if register is not None:
-        register(abort_in_flight)
+        register(_at_exit)
     else:  # pragma: no cover - every CPython we support has it
         import atexit
 
-        atexit.register(abort_in_flight)
+        atexit.register(_at_exit)
 
 
 _register_exit_hook()

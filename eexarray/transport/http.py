@@ -162,6 +162,7 @@ class RestClient:
             apply_credentials(self.config, headers, force_refresh=refreshed and attempt > 0 and last_status == 401)
             retry_after = None
             response = None
+            socket_timed_out = False
             with request_slot(state):
                 # The deadline starts once a slot is held: waiting for one is not the server's time.
                 seconds = min(request_timeout, ends - time.monotonic())
@@ -171,6 +172,7 @@ class RestClient:
                 # A socket operation may fail sooner (RetryPolicy.timeout); otherwise the
                 # watchdog's deadline is what ends the attempt, whatever it is reading.
                 socket_timeout = self.retry.timeout if self.retry.timeout < seconds else seconds + 1.0
+                connect_timeout = min(self.retry.timeout, seconds)  # no socket to shut down before it
                 try:
                     response = state.session.request(
                         method,
@@ -178,7 +180,7 @@ class RestClient:
                         params=params,
                         data=data,
                         headers=headers,
-                        timeout=socket_timeout,
+                        timeout=(connect_timeout, socket_timeout),
                         stream=True,
                     )
                     content = _read_body(response)  # read the body while holding the slot
@@ -187,6 +189,9 @@ class RestClient:
                     failure: tuple[int | None, str] | None = (None, f"response cut short ({_short(error)})")
                 except requests.exceptions.ContentDecodingError as error:
                     failure = (None, f"response does not decompress ({_short(error)})")
+                except requests.exceptions.ConnectTimeout:
+                    failure = (None, f"no connection within {connect_timeout:.3g} s")
+                    socket_timed_out = True  # a black hole: counted as running out of time
                 except requests.exceptions.ConnectionError as error:
                     if on_wire.outcome is None and _is_connect_failure(error):
                         connect_failures += 1
@@ -197,8 +202,8 @@ class RestClient:
                             ) from None
                     failure = (None, f"connection error ({type(error).__name__})")
                 except requests.exceptions.Timeout:
-                    failure = (None, f"no progress for {socket_timeout:g} s")
-                    on_wire.abort(deadline.EXPIRED)  # counted as the attempt running out of time
+                    failure = (None, f"no progress for {socket_timeout:.3g} s")
+                    socket_timed_out = True
                 else:
                     failure = None
                 finally:
@@ -207,17 +212,19 @@ class RestClient:
                 response.close()  # its socket is shut down: never back to the pool
             if aborted == deadline.CANCELLED:
                 raise RequestCancelledError(f"{what} was cancelled while on the wire")
-            if aborted == deadline.EXPIRED and seconds < request_timeout:
+            expired = aborted == deadline.EXPIRED
+            if expired and seconds < request_timeout:
                 # Cut short by the call's overall bound, not by request_timeout: give up.
                 attempt += 1
                 out_of_time = True
                 if last_status is None and not last_problem:
                     last_problem = f"no complete response within the {seconds:.3g} s left"
                 break
-            if aborted == deadline.EXPIRED:
-                # Whatever was read is discarded: a body cut by the deadline may look whole.
+            if expired or socket_timed_out:
                 timeouts += 1
-                failure = (None, f"no complete response within {seconds:.3g} s (request_timeout)")
+                if expired:  # whatever was read is discarded: a body cut by the deadline may look whole
+                    failure = (None, f"no complete response within {seconds:.3g} s (request_timeout)")
+                assert failure is not None
                 if timeouts >= self.retry.timeout_attempts:
                     last_status, last_problem = failure
                     attempt += 1

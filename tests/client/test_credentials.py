@@ -184,7 +184,7 @@ def test_when_nothing_works_the_error_says_what_was_tried(home, monkeypatch):
             default_client(api.url).get_json(ASSET)
         assert api.records == []  # nothing was sent
     message = str(caught.value)
-    assert "No Google credentials found. Tried: credentials= (not given)" in message
+    assert f"No Google credentials found for {api.url}. Tried: credentials= (not given)" in message
     assert f"Earth Engine's stored credentials '{home}/.config/earthengine/credentials' (no such file)" in message
     assert f"GOOGLE_APPLICATION_CREDENTIALS='{home}/missing.json'" in message
     assert "earthengine authenticate" in message and "gcloud auth application-default login" in message

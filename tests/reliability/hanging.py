@@ -22,7 +22,7 @@ class HangingServer:
     one byte per ``interval``), ``drip_body`` (headers with a Content-Length of 1 MiB,
     then one body byte per ``interval``), ``drip_unsized`` (a JSON body without
     Content-Length, then spaces one per ``interval``: valid JSON wherever it is cut),
-    ``slow_503`` (a complete 503 after ``interval`` seconds), ``slow_ok`` (a complete JSON
+    ``slow_503`` (a complete 503, ``Retry-After: 5``, after ``interval`` seconds), ``slow_ok`` (a complete JSON
     body, one byte per ``interval``).
     """
 
@@ -107,6 +107,7 @@ class HangingServer:
                         body = b'{"error": {"code": 503, "message": "busy"}}'
                         connection.sendall(
                             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                            + b"Retry-After: 5\r\n"
                             + f"Content-Length: {len(body)}\r\n\r\n".encode()
                             + body
                         )

@@ -58,6 +58,17 @@ def test_a_stuck_server_fails_after_request_timeout_per_attempt(mode):
     assert "the limit of 2 timed-out attempts" in str(error)
 
 
+def test_a_shorter_socket_timeout_counts_as_a_timed_out_attempt():
+    """RetryPolicy.timeout (no progress for that long) ends an attempt before request_timeout."""
+    retry = RetryPolicy(initial_delay=0.01, max_delay=0.01, timeout=0.3)
+    with HangingServer("silent") as server:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError, match=r"no progress for 0.3 s"):
+            client_for(server.url, request_timeout=30.0, retry=retry).get_json("x")
+        assert time.monotonic() - started < 0.3 * 2 + 1.0
+        assert server.requests == 2
+
+
 def test_a_body_cut_by_the_deadline_is_never_returned_even_when_it_parses():
     """``{"ok": true}`` followed by dripped spaces is valid JSON wherever the deadline cuts it:
     it is still a timeout, not a result."""
@@ -137,7 +148,7 @@ def test_cancelling_a_running_fetch_stops_its_read_at_once():
 
 def test_cancelling_a_fetch_waiting_to_retry_stops_it():
     with HangingServer("slow_503", interval=0.01) as server:
-        retry = RetryPolicy(max_attempts=8, initial_delay=5.0, max_delay=5.0)  # long waits between attempts
+        retry = RetryPolicy(max_attempts=8, initial_delay=5.0, max_delay=5.0)  # waits Retry-After: 5 s
         pool = FetchPool(1, name="test-fetch")
         future = pool.submit(client_for(server.url, 60.0, retry).get_json, "x")
         assert wait_for(lambda: server.requests == 1)
@@ -145,6 +156,19 @@ def test_cancelling_a_fetch_waiting_to_retry_stops_it():
         future.cancel()
         assert isinstance(future.exception(timeout=2), RequestCancelledError)
         assert server.requests == 1
+
+
+def test_abort_in_flight_stops_every_request_on_the_wire_and_later_ones_still_work():
+    pool = FetchPool(4, name="test-abort")
+    with HangingServer("silent") as silent, HangingServer("slow_ok", interval=0.01) as healthy:
+        futures = [pool.submit(client_for(silent.url, 60.0).get_json, "x") for _ in range(3)]
+        assert wait_for(lambda: silent.requests == 3)
+        started = time.monotonic()
+        assert eexarray.transport.abort_in_flight() >= 3
+        for future in futures:
+            assert isinstance(future.exception(timeout=5), RequestCancelledError)
+        assert time.monotonic() - started < 1.0
+        assert client_for(healthy.url, 5.0).get_json("x") == {"ok": True}
 
 
 def test_fetch_threads_are_daemons_and_leave_when_idle():
