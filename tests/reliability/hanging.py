@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -26,9 +27,10 @@ class HangingServer:
     body, one byte per ``interval``).
     """
 
-    def __init__(self, mode: str, interval: float = 0.5) -> None:
+    def __init__(self, mode: str, interval: float = 0.5, tls: ssl.SSLContext | None = None) -> None:
         self.mode = mode
         self.interval = interval
+        self.tls = tls  # a server-side context: speak HTTPS
         self.connections = 0
         self.requests = 0
         self._stop = threading.Event()
@@ -38,7 +40,8 @@ class HangingServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
 
     def __enter__(self) -> HangingServer:
         self._thread.start()
@@ -89,6 +92,9 @@ class HangingServer:
 
     def _serve(self, connection: socket.socket) -> None:
         try:
+            if self.tls is not None:
+                connection.settimeout(5)
+                connection = self.tls.wrap_socket(connection, server_side=True)
             with connection:
                 while self._read_request(connection):
                     if self.mode == "silent":

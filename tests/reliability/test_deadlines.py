@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -56,6 +58,39 @@ def test_a_stuck_server_fails_after_request_timeout_per_attempt(mode):
     assert error.attempts == 2 and error.last_status is None
     assert "no complete response within 1 s (request_timeout)" in str(error)
     assert "the limit of 2 timed-out attempts" in str(error)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, trusted by requests through REQUESTS_CA_BUNDLE."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make the test certificate"
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+        + ["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, str(cert)
+
+
+@pytest.mark.parametrize("mode", ["silent", "drip_body"])
+def test_the_deadline_also_ends_https_attempts(tls, mode, monkeypatch):
+    """Over TLS the reader blocks inside the SSL layer: shutting the socket down still wakes it."""
+    context, cert = tls
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+    with HangingServer("slow_ok", interval=0.01, tls=context) as healthy:
+        assert client_for(healthy.url, request_timeout=5.0).get_json("x") == {"ok": True}  # TLS itself works
+    with HangingServer(mode, interval=0.25, tls=context) as server:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError, match="within 1 s"):
+            client_for(server.url, request_timeout=1.0).get_json("x")
+        assert server.requests == 2
+    assert time.monotonic() - started < 2.0 + 1.5
 
 
 def test_a_shorter_socket_timeout_counts_as_a_timed_out_attempt():
