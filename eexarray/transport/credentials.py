@@ -237,13 +237,15 @@ def _refresh(credentials: Any, source: str, endpoint: str, *, force: bool) -> No
 
 
 _session: Any = None
+_session_pid = 0
 
 
 def _token_session() -> Any:
-    """One session for token refreshes (google-auth's ``Request()`` makes a new one each time)."""
-    global _session
+    """One session for token refreshes (google-auth's ``Request()`` makes a new one each time);
+    a new one after a fork (pooled sockets must not be shared with the parent)."""
+    global _session, _session_pid
     import requests
 
-    if _session is None:
-        _session = requests.Session()
+    if _session is None or _session_pid != os.getpid():
+        _session, _session_pid = requests.Session(), os.getpid()
     return _session
