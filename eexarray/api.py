@@ -47,6 +47,7 @@ def open_dataset(
     project: str | None = None,
     credentials: Credentials | None = None,
     max_concurrency: int | None = None,
+    request_timeout: float | None = None,
     mask_and_scale: bool = False,
     file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
 ) -> xr.Dataset:
@@ -80,6 +81,7 @@ def open_dataset(
         project: quota project (`X-Goog-User-Project`)
         credentials: google-auth credentials
         max_concurrency: requests in flight: per process, and across a dask.distributed cluster
+        request_timeout: seconds one attempt of one request may take, connecting and the whole response included
         mask_and_scale: missing data -> NaN in a float dtype
         file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
     """

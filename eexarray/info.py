@@ -138,6 +138,7 @@ def summarize_asset(
     high_volume: bool = False,
     project: str | None = None,
     credentials: Credentials | None = None,
+    request_timeout: float | None = None,
 ) -> AssetSummary:
     """Summarise an IMAGE or IMAGE_COLLECTION (``start``/``end``/``filter`` select a collection's images).
 
@@ -155,6 +156,7 @@ def summarize_asset(
         high_volume: use `https://earthengine-highvolume.googleapis.com`
         project: quota project (`X-Goog-User-Project`)
         credentials: google-auth credentials
+        request_timeout: seconds one attempt of one request may take, connecting and the whole response included
     """
     pixels, connection = split_options(option_values(locals(), "info"))
     name = asset_name(asset)

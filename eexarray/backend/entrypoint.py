@@ -23,6 +23,7 @@ from eexarray.backend.options import OPEN_OPTION_NAMES, check_keywords, option_v
 from eexarray.naming import asset_name, looks_like_asset
 from eexarray.planning import expressions
 from eexarray.transport import ConnectionConfig, RestClient
+from eexarray.transport.credentials import compute_project
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +45,7 @@ def open_eexarray(asset: Any, drop_variables: Any, values: Mapping[str, Any]) ->
     config = ConnectionConfig.create(**connection)
     client = RestClient(config)
     if expression is not None:
-        resolved = resolve_computed(client, f"projects/{config.project or 'earthengine-legacy'}", expression, options)
+        resolved = resolve_computed(client, compute_project(config), expression, options)
     else:
         assert name is not None  # set above whenever the asset is not an expression
         resolved = resolve_asset(client, name, options)
@@ -80,6 +81,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
         project: str | None = None,
         credentials: Credentials | None = None,
         max_concurrency: int | None = None,
+        request_timeout: float | None = None,
         mask_and_scale: bool = False,
         file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
     ) -> xr.Dataset:
@@ -109,6 +111,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
             project: quota project (`X-Goog-User-Project`)
             credentials: google-auth credentials
             max_concurrency: requests in flight: per process, and across a dask.distributed cluster
+            request_timeout: seconds one attempt of one request may take, connecting and the whole response included
             mask_and_scale: missing data -> NaN in a float dtype
             file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
         """

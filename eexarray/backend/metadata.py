@@ -121,6 +121,15 @@ def _band_meta(band: dict[str, Any]) -> BandMeta:
     )
 
 
+def geojson_filter_text(geometry: dict[str, Any]) -> str:
+    """GeoJSON inside a double-quoted filter string, written as the official client writes it.
+
+    earthengine-api (``ee/_cloud_api_utils.py``, listImages' ``region``): ``json.dumps`` then
+    every ``"`` becomes ``'``, so the text needs no backslash escapes inside the quotes.
+    """
+    return json.dumps(geometry).replace('"', "'")
+
+
 def _time_filter(options: OpenOptions) -> str | None:
     clauses = []
     if options.start:
@@ -133,7 +142,7 @@ def _time_filter(options: OpenOptions) -> str | None:
             "type": "Polygon",
             "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
         }
-        clauses.append(f"intersects({json.dumps(json.dumps(polygon))})")
+        clauses.append(f'intersects("{geojson_filter_text(polygon)}")')
     if options.filter:
         clauses.append(f"({options.filter})")
     return " AND ".join(clauses) or None

@@ -319,7 +319,7 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "str | None",
         None,
         "quota project (`X-Goog-User-Project`)",
-        "`EEXARRAY_PROJECT`",
+        "`EEXARRAY_PROJECT`, else the credentials' quota project",
         "connection",
         commands=("download", "info"),
         cli=CliFlag(),
@@ -329,8 +329,8 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "Credentials | None",
         None,
         "google-auth credentials",
-        "Application Default Credentials for Google endpoints; none for a local server "
-        "(`EEXARRAY_TOKEN` sends a static bearer token)",
+        "for Google endpoints Earth Engine's stored credentials (`earthengine authenticate`), else "
+        "Application Default Credentials; none for a local server (`EEXARRAY_TOKEN` sends a static bearer token)",
         "connection",
         commands=("download", "info"),
     ),
@@ -342,6 +342,16 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "40",
         "connection",
         cli=CliFlag(type=int, metavar="N"),
+    ),
+    OptionSpec(
+        "request_timeout",
+        "float | None",
+        None,
+        "seconds one attempt of one request may take, connecting and the whole response included",
+        "`300` (48 MiB, the largest response, at ~1.3 Mbit/s)",
+        "connection",
+        commands=("download", "info"),
+        cli=CliFlag(type=float, metavar="SECONDS"),
     ),
     OptionSpec(
         "mask_and_scale",

@@ -93,6 +93,7 @@ def download(
     project: str | None = None,
     credentials: Credentials | None = None,
     max_concurrency: int | None = None,
+    request_timeout: float | None = None,
 ) -> Path:
     """Download an image or collection (any size) to ``output``; returns its absolute path.
 
@@ -134,6 +135,7 @@ def download(
         project: quota project (`X-Goog-User-Project`)
         credentials: google-auth credentials
         max_concurrency: requests in flight: per process, and across a dask.distributed cluster
+        request_timeout: seconds one attempt of one request may take, connecting and the whole response included
     """
     open_options = option_values(locals(), "download")
     options = parse_download_options(

@@ -33,6 +33,7 @@ from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, exp
 from eexarray.planning.expressions import Member
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
+from eexarray.transport.credentials import compute_project
 from eexarray.transport.http import DEFAULT_RETRY
 from eexarray.transport.session import endpoint_state
 
@@ -65,7 +66,7 @@ class PixelSource:
 
     @property
     def project_path(self) -> str:
-        return f"projects/{self.config.project or 'earthengine-legacy'}"
+        return compute_project(self.config)
 
     def member(self, time: int) -> Member:
         """What time step ``time`` reads: a stored image, or the images of its mosaic."""

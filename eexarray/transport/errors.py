@@ -27,6 +27,20 @@ class AssetNotFoundError(EarthEngineRequestError, KeyError):
         return str(self.args[0])
 
 
+class AssetNotAccessibleError(EarthEngineRequestError):
+    """403 on an asset: Earth Engine does not say whether it is missing or forbidden (not retried).
+
+    ``asset`` is the asset's full name when known, ``project`` the quota project sent (or None).
+    """
+
+    def __init__(
+        self, message: str, *, status: int, server_message: str, request: str, asset: str | None, project: str | None
+    ) -> None:
+        super().__init__(message, status=status, server_message=server_message, request=request)
+        self.asset = asset
+        self.project = project
+
+
 class RetriesExhaustedError(EarthEngineError):
     """A retryable failure (429, 5xx, dropped or corrupt response) persisted through every attempt."""
 
@@ -35,6 +49,14 @@ class RetriesExhaustedError(EarthEngineError):
         self.attempts = attempts
         self.last_status = last_status
         self.request = request
+
+
+class RequestTimeoutError(RetriesExhaustedError, TimeoutError):
+    """Attempts ran out of time (``request_timeout`` each; a silent or dripping server)."""
+
+
+class RequestCancelledError(EarthEngineError):
+    """The request was cancelled (its read cancelled, or the process is exiting)."""
 
 
 class EndpointUnreachableError(EarthEngineError, ConnectionError):

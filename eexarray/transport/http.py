@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
+from eexarray.transport import deadline
 from eexarray.transport.cluster import request_slot
 from eexarray.transport.config import ConnectionConfig
+from eexarray.transport.credentials import apply_credentials, quota_project
 from eexarray.transport.errors import (
+    AssetNotAccessibleError,
     AssetNotFoundError,
     CorruptResponseError,
     EarthEngineRequestError,
     EndpointUnreachableError,
+    RequestCancelledError,
+    RequestTimeoutError,
     RetriesExhaustedError,
 )
 from eexarray.transport.session import COUNTERS, endpoint_state
@@ -31,26 +38,39 @@ MAX_JSON_BODY_BYTES = 256 * 2**20
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; ``Retry-After`` wins when the server sends it."""
+    """Exponential backoff with full jitter; ``Retry-After`` wins when the server sends it.
+
+    Bounds on one call (all its attempts): ``max_attempts`` attempts; ``connect_attempts``
+    of them may fail to connect and ``timeout_attempts`` may run out of time (each attempt
+    has the connection's ``request_timeout``: connect + whole response); and the call ends
+    ``total_timeout`` seconds after it began, waits included (None: ``request_timeout`` x
+    ``timeout_attempts`` + ``max_delay``). ``timeout`` caps each socket operation on its own
+    (connect; a wait for the next bytes), inside the attempt's deadline.
+    """
 
     max_attempts: int = 8
     initial_delay: float = 0.25
     max_delay: float = 20.0
     connect_attempts: int = 2  # a dead endpoint fails fast
     timeout: float = 300.0
+    timeout_attempts: int = 2  # a server that ran out of time twice is stuck, not unlucky
+    total_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_attempts", "connect_attempts"):
+        for name in ("max_attempts", "connect_attempts", "timeout_attempts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"RetryPolicy.{name} must be a positive integer, got {value!r}")
-        for name in ("initial_delay", "max_delay", "timeout"):
+        for name in ("initial_delay", "max_delay", "timeout", "total_timeout"):
             value = getattr(self, name)
+            if value is None and name == "total_timeout":
+                continue
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not 0 <= value < float("inf"):
                 raise ValueError(f"RetryPolicy.{name} must be a finite number of seconds >= 0, got {value!r}")
-        if self.timeout == 0:
-            raise ValueError("RetryPolicy.timeout must be positive, got 0")
+        for name in ("timeout", "total_timeout"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"RetryPolicy.{name} must be positive, got 0")
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after:
@@ -59,6 +79,12 @@ class RetryPolicy:
             except ValueError:
                 pass
         return random.uniform(0, min(self.max_delay, self.initial_delay * 2**attempt))
+
+    def call_deadline(self, request_timeout: float) -> float:
+        """Seconds one call may take, all attempts and waits included."""
+        if self.total_timeout is not None:
+            return self.total_timeout
+        return request_timeout * self.timeout_attempts + self.max_delay
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -126,52 +152,95 @@ class RestClient:
         state = endpoint_state(self.config)
         url = self.config.url(path)
         data = json.dumps(body).encode() if body is not None else None
+        request_timeout = self.config.request_timeout
+        ends = time.monotonic() + self.retry.call_deadline(request_timeout)
         last_status: int | None = None
         last_problem = ""
         refreshed = False
         attempt = 0
         connect_failures = 0
+        timeouts = 0
+        out_of_time = False  # the call's overall bound ended it
         while attempt < self.retry.max_attempts:
-            headers = {"Content-Type": "application/json"} if data is not None else {}
-            authorization = state.authorization(force_refresh=refreshed and attempt > 0 and last_status == 401)
-            if authorization:
-                headers["Authorization"] = authorization
-            if self.config.project:
-                headers["X-Goog-User-Project"] = self.config.project
+            if deadline.cancelled():
+                raise RequestCancelledError(f"{what} was cancelled")
+            headers = CaseInsensitiveDict({"Content-Type": "application/json"} if data is not None else {})
+            apply_credentials(self.config, headers, force_refresh=refreshed and attempt > 0 and last_status == 401)
             retry_after = None
-            try:
-                with request_slot(state):
+            response = None
+            socket_timed_out = False
+            with request_slot(state):
+                # The deadline starts once a slot is held: waiting for one is not the server's time.
+                seconds = min(request_timeout, ends - time.monotonic())
+                if seconds <= 0:
+                    break  # the call's overall bound is spent
+                on_wire = deadline.start_attempt(seconds)
+                # A socket operation may fail sooner (RetryPolicy.timeout); otherwise the
+                # watchdog's deadline is what ends the attempt, whatever it is reading.
+                socket_timeout = self.retry.timeout if self.retry.timeout < seconds else seconds + 1.0
+                connect_timeout = min(self.retry.timeout, seconds)  # no socket to shut down before it
+                try:
                     response = state.session.request(
                         method,
                         url,
                         params=params,
                         data=data,
                         headers=headers,
-                        timeout=self.retry.timeout,
+                        timeout=(connect_timeout, socket_timeout),
                         stream=True,
                     )
                     # Read the body while holding the slot; JSON bodies have a fixed cap.
                     content = _read_body(response, max_bytes or MAX_JSON_BODY_BYTES)
+                except (requests.exceptions.ChunkedEncodingError, _BodyCutShort) as error:
+                    # The body stopped short of its Content-Length (a dropped or truncated response).
+                    failure: tuple[int | None, str] | None = (None, f"response cut short ({_short(error)})")
+                except requests.exceptions.ContentDecodingError as error:
+                    failure = (None, f"response does not decompress ({_short(error)})")
+                except _BodyTooLarge as error:
+                    failure = (None, f"response too large ({error})")
+                except requests.exceptions.ConnectTimeout:
+                    failure = (None, f"no connection within {connect_timeout:.3g} s")
+                    socket_timed_out = True  # a black hole: counted as running out of time
+                except requests.exceptions.ConnectionError as error:
+                    if on_wire.outcome is None and _is_connect_failure(error):
+                        connect_failures += 1
+                        if connect_failures >= self.retry.connect_attempts:
+                            raise EndpointUnreachableError(
+                                f"Cannot connect to the Earth Engine endpoint {self.config.endpoint} "
+                                f"({type(error).__name__}); is the server running and the URL right?"
+                            ) from None
+                    failure = (None, f"connection error ({type(error).__name__})")
+                except requests.exceptions.Timeout:
+                    failure = (None, f"no progress for {socket_timeout:.3g} s")
+                    socket_timed_out = True
+                else:
+                    failure = None
+                finally:
+                    aborted = deadline.end_attempt(on_wire)
+            if aborted is not None and response is not None:
+                response.close()  # its socket is shut down: never back to the pool
+            if aborted == deadline.CANCELLED:
+                raise RequestCancelledError(f"{what} was cancelled while on the wire")
+            expired = aborted == deadline.EXPIRED
+            if expired and seconds < request_timeout:
+                # Cut short by the call's overall bound, not by request_timeout: give up.
+                attempt += 1
+                out_of_time = True
+                if last_status is None and not last_problem:
+                    last_problem = f"no complete response within the {seconds:.3g} s left"
+                break
+            if expired or socket_timed_out:
+                timeouts += 1
+                if expired:  # whatever was read is discarded: a body cut by the deadline may look whole
+                    failure = (None, f"no complete response within {seconds:.3g} s (request_timeout)")
+                assert failure is not None
+                if timeouts >= self.retry.timeout_attempts:
+                    last_status, last_problem = failure
+                    attempt += 1
+                    break
+            if failure is None:
+                assert response is not None  # no failure: the request returned
                 COUNTERS.add(requests=1, nbytes=len(content))
-            except (requests.exceptions.ChunkedEncodingError, _BodyCutShort) as error:
-                # The body stopped short of its Content-Length (a dropped or truncated response).
-                last_status, last_problem = None, f"response cut short ({_short(error)})"
-            except requests.exceptions.ContentDecodingError as error:
-                last_status, last_problem = None, f"response does not decompress ({_short(error)})"
-            except _BodyTooLarge as error:
-                last_status, last_problem = None, f"response too large ({error})"
-            except requests.exceptions.ConnectionError as error:
-                if _is_connect_failure(error):
-                    connect_failures += 1
-                    if connect_failures >= self.retry.connect_attempts:
-                        raise EndpointUnreachableError(
-                            f"Cannot connect to the Earth Engine endpoint {self.config.endpoint} "
-                            f"({type(error).__name__}); is the server running and the URL right?"
-                        ) from None
-                last_status, last_problem = None, f"connection error ({type(error).__name__})"
-            except requests.exceptions.Timeout:
-                last_status, last_problem = None, f"timed out after {self.retry.timeout} s"
-            else:
                 status = response.status_code
                 if status < 300:
                     try:
@@ -188,25 +257,68 @@ class RestClient:
                     last_status, last_problem = status, _server_message(response)
                     retry_after = response.headers.get("Retry-After")
                 else:
-                    message = _server_message(response)
-                    error_class = AssetNotFoundError if status == 404 else EarthEngineRequestError
-                    raise error_class(
-                        f"Earth Engine refused {what}: HTTP {status}: {message}",
-                        status=status,
-                        server_message=message,
-                        request=what,
-                    )
+                    raise self._refused(status, _server_message(response), path, what)
+            else:
+                last_status, last_problem = failure
             attempt += 1
             if attempt < self.retry.max_attempts:
+                pause = self.retry.delay(attempt - 1, retry_after)
+                if time.monotonic() + pause >= ends:
+                    break  # no time left for another attempt after the wait
                 COUNTERS.add(retries=1)
-                time.sleep(self.retry.delay(attempt - 1, retry_after))
-        raise RetriesExhaustedError(
-            f"Gave up on {what} after {attempt} attempts; last failure: "
+                if not deadline.wait_unless_cancelled(pause):
+                    raise RequestCancelledError(f"{what} was cancelled")
+        timed_out = (timeouts or out_of_time) and last_status is None
+        error_class = RequestTimeoutError if timed_out else RetriesExhaustedError
+        limit = ""
+        if attempt < self.retry.max_attempts:
+            limit = (
+                f" (the limit of {timeouts} timed-out attempts)"
+                if timeouts >= self.retry.timeout_attempts
+                else f" (the call's limit of {self.retry.call_deadline(request_timeout):g} s)"
+            )
+        raise error_class(
+            f"Gave up on {what} after {attempt} attempts{limit}; last failure: "
             f"{'HTTP ' + str(last_status) + ': ' if last_status else ''}{last_problem}",
             attempts=attempt,
             last_status=last_status,
             request=what,
         )
+
+    def _refused(self, status: int, message: str, path: str, what: str) -> EarthEngineRequestError:
+        """The error of a 4xx that retrying cannot fix; a 403 names the asset and the project."""
+        text = f"Earth Engine refused {what}: HTTP {status}: {message}"
+        if status == 404:
+            return AssetNotFoundError(text, status=status, server_message=message, request=what)
+        if status != 403:
+            return EarthEngineRequestError(text, status=status, server_message=message, request=what)
+        project = quota_project(self.config)
+        project_text = f"quota project {project!r}" if project else "no quota project (pass project=)"
+        asset = _asset_in(path) or _asset_in(message)
+        if asset is None and "may not exist" not in message:
+            return EarthEngineRequestError(
+                f"{text} (sent with {project_text})", status=status, server_message=message, request=what
+            )
+        subject = f"the asset {asset!r}" if asset else "an asset of the request"
+        return AssetNotAccessibleError(
+            f"{text}. Either {subject} does not exist, or it exists and these credentials "
+            f"(with {project_text}) may not read it: check the id, then that the asset is shared "
+            "with the account and that the project is registered for Earth Engine.",
+            status=status,
+            server_message=message,
+            request=what,
+            asset=asset,
+            project=project,
+        )
+
+
+_ASSET_NAME = re.compile(r"projects/[^\s'\"/:]+/assets/[^\s'\":?]+")
+
+
+def _asset_in(text: str) -> str | None:
+    """The first full asset name in a path or message (``projects/<p>/assets/<id>``)."""
+    match = _ASSET_NAME.search(text)
+    return match.group(0).rstrip(".,;)") if match else None
 
 
 class _BodyCutShort(Exception):

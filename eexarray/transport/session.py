@@ -1,23 +1,34 @@
-"""Per-process HTTP state: one pooled ``requests.Session``, one in-flight cap, one fetch pool.
+"""Per-process HTTP state, shared per endpoint: pooled sessions, in-flight caps, fetch pools.
 
-State is created lazily on first use in each process (and again after a fork),
-so objects that reference it pickle as plain configuration and a dask worker
-builds its own sessions and credentials.
+* One ``requests.Session`` per endpoint (its connection pool), whoever the caller and
+  whatever the credentials: credentials are applied per request (credentials.py), so a
+  new credentials object per open costs no session and no thread.
+* One ``EndpointState`` per (endpoint, project, cap): the in-flight semaphore (Earth
+  Engine's concurrency quota is per project) and a fetch pool whose daemon threads leave
+  when idle (pool.py).
+
+Both are bounded (least recently used first out), created lazily in each process and again
+after a fork, so objects that reference them pickle as plain configuration and a dask
+worker builds its own.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from eexarray.transport.config import SCOPES, ConnectionConfig
-from eexarray.transport.errors import CredentialsError
+from eexarray.transport.config import ConnectionConfig
+from eexarray.transport.deadline import WatchedAdapter
+from eexarray.transport.pool import FetchPool
+
+MAX_SESSIONS = 16  # endpoints with a live connection pool
+MAX_STATES = 64  # (endpoint, project, cap) with a live semaphore and fetch pool
+POOL_HEADROOM = 4  # fetch threads beyond the cap: decoding overlaps the next request's wait
 
 
 @dataclass
@@ -40,83 +51,76 @@ class TransportCounters:
             return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes}
 
 
+def _mount(session: requests.Session, max_connections: int) -> None:
+    adapter = WatchedAdapter(pool_connections=4, pool_maxsize=max_connections, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.eexarray_pool_size = max_connections  # type: ignore[attr-defined]
+
+
 class EndpointState:
-    """Session, semaphore, pool and credentials for one endpoint in one process."""
+    """Session (shared by the endpoint), in-flight cap and fetch pool for one endpoint, project and cap."""
 
     def __init__(self, config: ConnectionConfig) -> None:
-        self.config = config
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=config.max_concurrency + 8, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.config = config.without_credentials()  # shared by every credentials object: holds none
         self.in_flight = threading.BoundedSemaphore(config.max_concurrency)
         # On a dask.distributed worker: a distributed.Semaphore shared by the cluster (cluster.py).
         self.cluster_cap: Any = None
-        # More workers than the cap: threads waiting on the semaphore cost nothing,
+        # More threads than the cap: threads waiting on the semaphore cost nothing,
         # and decoding can overlap with the next request's wait.
-        self.pool = ThreadPoolExecutor(max_workers=config.max_concurrency + 4, thread_name_prefix="eexarray-fetch")
-        self._credentials: Any = config.credentials
-        self._credentials_lock = threading.Lock()
+        self.pool = FetchPool(config.max_concurrency + POOL_HEADROOM)
 
-    def authorization(self, force_refresh: bool = False) -> str | None:
-        """The ``Authorization`` header value, refreshing the token when needed."""
-        token = os.environ.get("EEXARRAY_TOKEN")
-        source = self.config.credentials_source
-        if source == "none":
-            return f"Bearer {token}" if token else None
-        import google.auth.exceptions
-
-        with self._credentials_lock:
-            if self._credentials is None:
-                import google.auth
-
-                try:
-                    self._credentials, _ = google.auth.default(scopes=list(SCOPES))
-                except google.auth.exceptions.DefaultCredentialsError as error:
-                    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-                    where = f"GOOGLE_APPLICATION_CREDENTIALS={path!r}" if path else "Application Default Credentials"
-                    raise CredentialsError(
-                        f"Cannot load Google credentials for {self.config.endpoint} from {where}: {error} "
-                        "Point GOOGLE_APPLICATION_CREDENTIALS at a service-account or authorized-user JSON file, "
-                        "run `gcloud auth application-default login`, or pass credentials=."
-                    ) from None
-            credentials = self._credentials
-            if force_refresh or not getattr(credentials, "valid", False):
-                import google.auth.transport.requests
-
-                try:
-                    credentials.refresh(google.auth.transport.requests.Request())
-                except google.auth.exceptions.RefreshError as error:
-                    raise CredentialsError(
-                        f"Cannot refresh the Google credentials ({type(credentials).__name__}) for "
-                        f"{self.config.endpoint}: {error}"
-                    ) from None
-            headers: dict[str, str] = {}
-            credentials.apply(headers)
-            return headers.get("authorization") or headers.get("Authorization")
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.session.close()
+    @property
+    def session(self) -> requests.Session:
+        return _session_for(self.config.endpoint, self.config.max_concurrency + 8)
 
 
-_states: dict[tuple[Any, ...], EndpointState] = {}
-_states_lock = threading.Lock()
-_state_pid = os.getpid()
+_sessions: OrderedDict[str, requests.Session] = OrderedDict()
+_states: OrderedDict[tuple[Any, ...], EndpointState] = OrderedDict()
+_lock = threading.Lock()
+_pid = os.getpid()
 COUNTERS = TransportCounters()
 
 
+def _check_fork() -> None:
+    global _pid
+    if _pid != os.getpid():  # sockets, locks and threads do not survive a fork
+        _sessions.clear()
+        _states.clear()
+        _pid = os.getpid()
+
+
+def _session_for(endpoint: str, max_connections: int) -> requests.Session:
+    with _lock:
+        _check_fork()
+        session = _sessions.get(endpoint)
+        if session is None:
+            session = _sessions[endpoint] = requests.Session()
+            _mount(session, max_connections)
+        elif session.eexarray_pool_size < max_connections:  # type: ignore[attr-defined]
+            # A larger cap for this endpoint: a larger pool (the old one's connections
+            # finish their responses and close).
+            _mount(session, max_connections)
+        _sessions.move_to_end(endpoint)
+        evicted = _sessions.popitem(last=False)[1] if len(_sessions) > MAX_SESSIONS else None
+    if evicted is not None:
+        # Idle connections close now; one still in use closes when its response is done.
+        evicted.close()
+    return session
+
+
 def endpoint_state(config: ConnectionConfig) -> EndpointState:
-    """This process's state for ``config`` (rebuilt after a fork: sockets and locks do not survive one)."""
-    global _state_pid
-    key = (config.endpoint, config.project, config.max_concurrency, config.credentials_source, id(config.credentials))
-    with _states_lock:
-        if _state_pid != os.getpid():
-            _states.clear()
-            _state_pid = os.getpid()
+    """This process's state for ``config``'s endpoint, project and cap (any credentials)."""
+    key = (config.endpoint, config.project, config.max_concurrency)
+    with _lock:
+        _check_fork()
         state = _states.get(key)
         if state is None:
             state = _states[key] = EndpointState(config)
+        _states.move_to_end(key)
+        if len(_states) > MAX_STATES:
+            # Forgotten: its pool's idle threads leave by themselves, running fetches finish.
+            _states.popitem(last=False)
         return state
 
 
