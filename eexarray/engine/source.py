@@ -40,6 +40,32 @@ _no_packing_lock = threading.Lock()
 
 # (field name in the response, time position in the read, band position)
 Placement = tuple[str, int, int]
+GET_PIXELS = "getPixels"
+COMPUTE_PIXELS = "computePixels"
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """What one request of a read is, without making it (for ``plan()``: counts, bytes, limits)."""
+
+    method: str  # GET_PIXELS or COMPUTE_PIXELS
+    height: int
+    width: int
+    images: int  # images in the request (> 1: packed)
+    pixel_bytes: int  # uncompressed pixel data of every band
+    limit_bytes: int  # what the per-request limit counts: pixel data plus one mask byte per pixel
+
+
+def _members(request: PlannedRequest, virtual: Sequence[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    """A packed request's (time position, band positions) in order, from its virtual band indices."""
+    members: list[tuple[int, list[int]]] = []
+    for index in request.bands:
+        position, band = virtual[index]
+        if members and members[-1][0] == position:
+            members[-1][1].append(band)
+        else:
+            members.append((position, [band]))
+    return members
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,33 @@ class PixelSource:
             return len(plan_requests(window, dtypes, None, self.limits))
         return len(times) * len(self.plan(window, bands))
 
+    def describe_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> list[RequestShape]:
+        """The requests ``start_read`` submits for this read, described (no request is made).
+
+        Same branches and planning functions as the submission below, request for request.
+        """
+        shapes = []
+        if self.packs(times, window, bands):
+            virtual = [(position, band) for position in range(len(times)) for band in bands]
+            dtypes = [self.dtypes[band] for _, band in virtual]
+            for request in plan_requests(window, dtypes, None, self.limits):
+                images = len(_members(request, virtual))
+                # A packed request of one image is fetched with getPixels (_fetch_packed).
+                method = COMPUTE_PIXELS if images > 1 else GET_PIXELS
+                shapes.append(self._shape(method, request.window, [dtypes[i] for i in request.bands], images))
+            return shapes
+        method = GET_PIXELS if self.expressions is None else COMPUTE_PIXELS
+        for _ in times:
+            for request in self.plan(window, bands):
+                shapes.append(self._shape(method, request.window, [self.dtypes[b] for b in request.bands], 1))
+        return shapes
+
+    def _shape(self, method: str, window: Window, dtypes: Sequence[str], images: int) -> RequestShape:
+        pixels = window.height * window.width
+        pixel_bytes = pixels * sum(np.dtype(dtype).itemsize for dtype in dtypes)
+        limit_bytes = self.limits.request_bytes(window.height, window.width, dtypes)
+        return RequestShape(method, window.height, window.width, images, pixel_bytes, limit_bytes)
+
     def start_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> PendingRead:
         """Submit every request of the read to the process's fetch pool; returns at once."""
         bands = tuple(bands)
@@ -147,13 +200,7 @@ class PixelSource:
         dtypes = [self.dtypes[band] for _, band in virtual]
         submissions = []
         for request in plan_requests(window, dtypes, None, self.limits):
-            members: list[tuple[int, list[int]]] = []  # (time position, bands), in order
-            for index in request.bands:
-                position, band = virtual[index]
-                if members and members[-1][0] == position:
-                    members[-1][1].append(band)
-                else:
-                    members.append((position, [band]))
+            members = _members(request, virtual)
             images = [(self.images[times[p]], [self.band_ids[b] for b in bs]) for p, bs in members]
             names = expressions.packed_band_ids(images)
             placements = [
