@@ -180,10 +180,16 @@ def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
     for key in dsk:
         if not (isinstance(key, tuple) and len(key) in (3, 4) and isinstance(key[0], str)):
             continue
-        # Our names end in the plan's token, but dask may append a suffix (e.g. to_zarr(compute=False)).
-        token = next((part for part in key[0].split("-") if part in tokens), None)
-        if token is not None:
-            found.setdefault(token, set()).add((key[1], key[2], key[3]) if len(key) == 4 else (0, key[1], key[2]))
+        # A read's key is (read name, group, row, col). Dask's fusion renames a chain of tasks
+        # after all of them and keeps the *last* task's indices: read -> band take (the same
+        # blocks, named "<band>-<token>") still names the read, but a chain ending in a
+        # selection's getitem/concatenate carries that selection's block indices, which are
+        # not the read's - starting that read would fetch a block nobody needs.
+        words = key[0].split("-")
+        token = next((part for part in words if part in tokens), None)
+        if token is None or words[:2] != ["eexarray", "read"] or words[-1] != token:
+            continue
+        found.setdefault(token, set()).add((key[1], key[2], key[3]) if len(key) == 4 else (0, key[1], key[2]))
     return found
 
 
