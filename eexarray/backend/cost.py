@@ -64,8 +64,8 @@ def dataset_reads(dataset: xr.Dataset | xr.DataArray) -> list[Read]:
         keys: set[tuple[int, int, int]] = set()
         for blocks in entry["blocks"]:
             keys.update(plan.read_keys(blocks))
-        for key in sorted(keys):
-            times, window = plan.read_of(*key)
+        for read_key in sorted(keys):
+            times, window = plan.read_of(*read_key)
             reads.append(Read(plan.source, times, window, plan.bands))
     return reads
 
