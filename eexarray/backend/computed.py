@@ -114,4 +114,7 @@ def resolve_computed(
         grid=grid,
         properties={k: v for k, v in properties.items() if not k.startswith("system:")},
         expressions=tuple(per_image),
+        # Earth Engine reports a version for images it can trace to one asset version; a
+        # computed image without one is never answered from the request cache.
+        versions=tuple(str(image["version"]) if image.get("version") is not None else None for image in images),
     )

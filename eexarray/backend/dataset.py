@@ -49,6 +49,8 @@ class OpenedAsset:
             dtypes=tuple(band.dtype for band in resolved.bands),
             file_format=options.file_format,
             expressions=resolved.expressions,
+            request_cache=options.request_cache,
+            versions=resolved.versions,
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
@@ -146,6 +148,11 @@ class OpenedAsset:
                 self.source.expressions[time_range[0] : time_range[1]]
                 if self.has_time and self.source.expressions is not None
                 else self.source.expressions
+            ),
+            versions=(
+                self.source.versions[time_range[0] : time_range[1]]
+                if self.has_time and self.source.versions is not None
+                else self.source.versions
             ),
             grid=self.source.grid.window(window),
         )

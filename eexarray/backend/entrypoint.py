@@ -25,12 +25,15 @@ from eexarray.planning import expressions
 from eexarray.transport import ConnectionConfig, RestClient
 
 if TYPE_CHECKING:
+    import os
+
     import numpy as np
     from google.auth.credentials import Credentials
     from pyproj import CRS
 
     from eexarray.backend.options import GeometryLike
     from eexarray.geometry import PixelGrid
+    from eexarray.transport.cache import RequestCache
 
 
 def open_eexarray(asset: Any, drop_variables: Any, values: Mapping[str, Any]) -> xr.Dataset:
@@ -77,6 +80,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
         max_concurrency: int | None = None,
         mask_and_scale: bool = False,
         file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
+        request_cache: str | os.PathLike[str] | RequestCache | Literal[False] | None = None,
     ) -> xr.Dataset:
         """Open an Earth Engine image or image collection lazily (what ``xr.open_dataset`` calls).
 
@@ -101,6 +105,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
             max_concurrency: requests in flight: per process, and across a dask.distributed cluster
             mask_and_scale: missing data -> NaN in a float dtype
             file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
+            request_cache: a directory caching pixel responses: a rerun makes no request (docs/costs.md); `False`: off
         """
         return open_eexarray(filename_or_obj, drop_variables, option_values(locals()))
 

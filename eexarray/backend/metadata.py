@@ -50,6 +50,8 @@ class ResolvedAsset:
     grid: PixelGrid
     properties: dict[str, Any]
     expressions: tuple[str, ...] | None = None  # computed images: canonical expression per time step
+    # Each image's version for the request cache: its updateTime (stored), its getInfo version (computed).
+    versions: tuple[str | None, ...] | None = None
 
 
 def _shorten(items: list[str], limit: int = 20) -> str:
@@ -174,6 +176,7 @@ def resolve_asset(client: RestClient, name: str, options: OpenOptions) -> Resolv
         start_times=tuple(image.get("startTime") for image in images),
         bands=bands,
         grid=grid,
+        versions=tuple(image.get("updateTime") for image in images),
         properties=dict(asset.get("properties", {}))
         if asset_type == "IMAGE_COLLECTION"
         else dict(images[0].get("properties", {})),

@@ -38,6 +38,7 @@ import numpy as np
 from eexarray.geometry import PixelGrid, normalize_crs
 from eexarray.geometry.grid import InvalidGridError, _scale_pair
 from eexarray.planning import MAX_BANDS
+from eexarray.transport.cache import RequestCache, resolve_request_cache
 
 if TYPE_CHECKING:
     import argparse
@@ -286,6 +287,15 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "pixels",
         commands=(),
     ),
+    OptionSpec(
+        "request_cache",
+        "str | os.PathLike[str] | RequestCache | Literal[False] | None",
+        None,
+        "a directory caching pixel responses: a rerun makes no request (docs/costs.md); `False`: off",
+        "`EEXARRAY_REQUEST_CACHE`, else none; a path holds up to 10 GiB (`RequestCache(path, max_bytes)`: any)",
+        "pixels",
+        commands=(),  # open_dataset only for now (a download writes each block once)
+    ),
 )
 OPEN_OPTION_NAMES: tuple[str, ...] = tuple(spec.name for spec in OPEN_OPTIONS)
 
@@ -391,6 +401,7 @@ class OpenOptions:
     filter: str | None = None
     mask_and_scale: bool = False
     file_format: str = "NPY"
+    request_cache: RequestCache | None = None
 
 
 def parse_bands(bands: Any) -> tuple[str, ...] | None:
@@ -531,17 +542,22 @@ def parse_options(**values: Any) -> OpenOptions:
         raise TypeError(f"mask_and_scale must be True or False, got {mask_and_scale!r}")
     if file_format not in FILE_FORMATS:
         raise ValueError(f"file_format={file_format!r} is not supported; use one of {FILE_FORMATS}")
+    bands_tuple = parse_bands(bands)
+    parsed_region = parse_region(region) if region is not None else None
+    parsed_crs = normalize_crs(crs) if crs is not None else None
+    request_cache = resolve_request_cache(given["request_cache"])  # last: it creates the directory
     return OpenOptions(
-        bands=parse_bands(bands),
-        crs=normalize_crs(crs) if crs is not None else None,
+        bands=bands_tuple,
+        crs=parsed_crs,
         scale=scale_pair,
-        region=parse_region(region) if region is not None else None,
+        region=parsed_region,
         grid=parsed_grid,
         start=start_text,
         end=end_text,
         filter=filter,
         mask_and_scale=mask_and_scale,
         file_format=file_format,
+        request_cache=request_cache,
     )
 
 

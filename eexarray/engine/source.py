@@ -29,6 +29,7 @@ from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
+from eexarray.transport.cache import RequestCache
 from eexarray.transport.http import DEFAULT_RETRY
 from eexarray.transport.session import endpoint_state
 
@@ -82,10 +83,26 @@ class PixelSource:
     retry: RetryPolicy = DEFAULT_RETRY
     expressions: tuple[str, ...] | None = None  # canonical JSON, one per time step, for computed images
     packing: str = "auto"
+    # The opt-in response cache, and each image's version (its updateTime) that keys it;
+    # an image without a known version is never answered from the cache.
+    request_cache: RequestCache | None = None
+    versions: tuple[str | None, ...] | None = None
 
     @property
     def project_path(self) -> str:
         return f"projects/{self.config.project or 'earthengine-legacy'}"
+
+    def version_of(self, times: Sequence[int]) -> str | None:
+        """The cache version of a request reading ``times`` (None: not cacheable)."""
+        if self.request_cache is None or self.versions is None:
+            return None
+        versions = [self.versions[time] for time in times]
+        if any(version is None for version in versions):
+            return None
+        return "|".join(versions)  # type: ignore[arg-type]  # checked above: no None
+
+    def client(self) -> RestClient:
+        return RestClient(self.config, self.retry, self.request_cache)
 
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
         return plan_requests(window, self.dtypes, bands, self.limits)
@@ -165,16 +182,24 @@ class PixelSource:
         self, times: Sequence[int], window: Window, bands: tuple[int, ...]
     ) -> list[tuple[Future, Window, list[Placement]]]:
         state = endpoint_state(self.config)
-        client = RestClient(self.config, self.retry)
+        client = self.client()
         submissions = []
         for position, time in enumerate(times):
+            version = self.version_of([time])
             for request in self.plan(window, bands):
                 band_ids = [self.band_ids[b] for b in request.bands]
                 dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
                 grid = self.grid.window(request.window)
                 if self.expressions is None:
                     future = state.pool.submit(
-                        get_pixels, client, self.images[time], grid, band_ids, dtypes, file_format=self.file_format
+                        get_pixels,
+                        client,
+                        self.images[time],
+                        grid,
+                        band_ids,
+                        dtypes,
+                        file_format=self.file_format,
+                        version=version,
                     )
                 else:
                     future = state.pool.submit(
@@ -186,6 +211,7 @@ class PixelSource:
                         band_ids,
                         dtypes,
                         file_format=self.file_format,
+                        version=version,
                     )
                 placements = [(self.band_ids[b], position, b) for b in request.bands]
                 submissions.append((future, request.window, placements))
@@ -195,7 +221,7 @@ class PixelSource:
         self, times: Sequence[int], window: Window, bands: tuple[int, ...]
     ) -> list[tuple[Future, Window, list[Placement]]]:
         state = endpoint_state(self.config)
-        client = RestClient(self.config, self.retry)
+        client = self.client()
         virtual = [(position, band) for position in range(len(times)) for band in bands]
         dtypes = [self.dtypes[band] for _, band in virtual]
         submissions = []
@@ -211,6 +237,7 @@ class PixelSource:
                 self._fetch_packed,
                 client,
                 images,
+                [times[p] for p, _ in members],
                 names,
                 request.window,
                 [np.dtype(self.dtypes[b]) for _, bs in members for b in bs],
@@ -222,6 +249,7 @@ class PixelSource:
         self,
         client: RestClient,
         images: list[tuple[str, list[str]]],
+        times: list[int],
         names: list[str],
         window: Window,
         dtypes: list[np.dtype],
@@ -238,6 +266,7 @@ class PixelSource:
                     dtypes,
                     file_format=self.file_format,
                     what=f"packed computePixels of {len(images)} images",
+                    version=self.version_of(times),
                 )
             except EarthEngineRequestError as error:
                 if error.status not in (400, 404, 405, 501):
@@ -247,10 +276,16 @@ class PixelSource:
         # One image, or an endpoint that does not pack: getPixels per image, same placements.
         result: dict[str, np.ndarray] = {}
         cursor = 0
-        for image, band_ids in images:
+        for (image, band_ids), time in zip(images, times):
             count = len(band_ids)
             fetched = get_pixels(
-                client, image, grid, band_ids, dtypes[cursor : cursor + count], file_format=self.file_format
+                client,
+                image,
+                grid,
+                band_ids,
+                dtypes[cursor : cursor + count],
+                file_format=self.file_format,
+                version=self.version_of([time]),
             )
             for name, band_id in zip(names[cursor : cursor + count], band_ids):
                 result[name] = fetched[band_id]
