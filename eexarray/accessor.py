@@ -1,4 +1,5 @@
-"""``ds.eexarray.preview(...)``: a quick RGB look at a Dataset's region, rendered by the server.
+"""``ds.eexarray``: ``preview(...)``, a quick RGB look at a Dataset's region rendered by the server,
+and ``plan()``, what computing the Dataset will cost (engine/cost.py; docs/costs.md).
 
 The server draws the picture (getPixels with ``visualizationOptions``, as a PNG) on
 the Dataset's own grid, scaled down to ``width`` pixels: one small request, no raw

@@ -94,13 +94,14 @@ class ComputePlan:
             ("  images packed in computePixels", f"{self.packed_images:,}"),
             ("pixel bytes", _size(self.pixel_bytes)),
             (
-                "largest request",
+                "largest request (as the limit counts)",
                 f"{_size(self.largest_request_bytes)} = {share:.0%} of the {_size(self.request_limit_bytes)} limit",
             ),
             ("max_concurrency", f"{self.max_concurrency}"),
             (
                 "estimated wall time",
-                f"{self.estimated_seconds:,.1f} s = {self.waves:,} waves x {self.latency:g} s latency"
+                f"{self.estimated_seconds:,.1f} s = {self.waves:,} wave{'' if self.waves == 1 else 's'}"
+                f" x {self.latency:g} s latency"
                 f" + {_size(self.pixel_bytes)} at {_size(self.bandwidth)}/s",
             ),
         ]
