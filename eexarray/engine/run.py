@@ -173,6 +173,10 @@ def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
     return reads.take(key)
 
 
+# Words of dask layer names whose blocks are not their input's (see _reads_of).
+_RECUTTING = frozenset({"getitem", "concatenate", "rechunk"})
+
+
 def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
     """The read blocks of each known plan among the keys of a graph about to run."""
     found: dict[str, set[ReadKey]] = {}
@@ -181,13 +185,13 @@ def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
         if not (isinstance(key, tuple) and len(key) in (3, 4) and isinstance(key[0], str)):
             continue
         # A read's key is (read name, group, row, col). Dask's fusion renames a chain of tasks
-        # after all of them and keeps the *last* task's indices: read -> band take (the same
-        # blocks, named "<band>-<token>") still names the read, but a chain ending in a
-        # selection's getitem/concatenate carries that selection's block indices, which are
-        # not the read's - starting that read would fetch a block nobody needs.
+        # after all of them and keeps the *last* task's indices: through blockwise steps (the
+        # band take, a per-block reduction) they are still the read's, but through a step that
+        # re-cuts the blocks (a selection's getitem/concatenate, a rechunk) they are that
+        # step's - starting the read they seem to name would fetch a block nobody needs.
         words = key[0].split("-")
         token = next((part for part in words if part in tokens), None)
-        if token is None or words[:2] != ["eexarray", "read"] or words[-1] != token:
+        if token is None or words[:2] != ["eexarray", "read"] or _RECUTTING.intersection(words):
             continue
         found.setdefault(token, set()).add((key[1], key[2], key[3]) if len(key) == 4 else (0, key[1], key[2]))
     return found
