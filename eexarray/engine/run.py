@@ -185,20 +185,24 @@ def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
         if not (isinstance(key, tuple) and len(key) in (3, 4) and isinstance(key[0], str)):
             continue
         # A read's key is (read name, group, row, col). Dask's fusion renames a chain of tasks
-        # after all of them and keeps the *last* task's indices: through blockwise steps (the
+        # after all of them (with query planning: after the band's take, "<band>-<token>-...")
+        # and keeps the *last* task's indices: through blockwise steps (the
         # band take, a per-block reduction) they are still the read's, but through a step that
         # re-cuts the blocks (a selection's getitem/concatenate, a rechunk) they are that
         # step's - starting the read they seem to name would fetch a block nobody needs.
         words = key[0].split("-")
         token = next((part for part in words if part in tokens), None)
-        if token is None or words[:2] != ["eexarray", "read"] or _RECUTTING.intersection(words):
+        if token is None or _RECUTTING.intersection(words):
             continue
         found.setdefault(token, set()).add((key[1], key[2], key[3]) if len(key) == 4 else (0, key[1], key[2]))
     return found
 
 
 def _on_start(dsk: Any, state: Any) -> None:
-    reads = _reads_of(dsk)
+    # The graph may hold tasks the compute does not need (dask's query planning keeps every
+    # block of an array a selection cuts): the scheduler's state lists the keys it will run.
+    needed = state.get("dependencies") if isinstance(state, dict) else None
+    reads = _reads_of(dsk if not needed else [key for key in dsk if key in needed])
     if reads:
         with _computes_lock:
             _computes.append(_Compute(id(dsk), dict(reads)))
