@@ -24,17 +24,15 @@ from eexarray.engine.cost import Read
 GraphKey = tuple[int, tuple[tuple[int, int], ...], tuple[tuple[int, ...], ...]]
 
 
-def dataset_reads(dataset: xr.Dataset | xr.DataArray) -> list[Read]:
+def dataset_reads(dataset: xr.Dataset) -> list[Read]:
     """Every read a compute of ``dataset``'s data variables runs; ValueError for what eexarray does not read."""
-    variables = (
-        {dataset.name: dataset.variable} if isinstance(dataset, xr.DataArray) else dict(dataset.data_vars.items())
-    )
+    variables = dict(dataset.data_vars.items())
     if not variables:
         raise ValueError("the Dataset has no data variables: there is nothing to read")
     graphs: dict[GraphKey, dict[str, Any]] = {}
     reads: list[Read] = []
     for name, variable in variables.items():
-        plain = variable.variable if isinstance(variable, xr.DataArray) else variable
+        plain = variable.variable
         found = reads_of(plain)
         if found is not None:
             origin, blocks = found

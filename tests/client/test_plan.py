@@ -145,6 +145,8 @@ def test_derived_variables_are_refused_with_advice(server):
     with pytest.raises(ValueError, match=r"variable 'ratio' does not hold pixels eexarray reads.*eexarray.plan\(\)"):
         ds.eexarray.plan()
     assert ds[["f32", "f64"]].eexarray.plan().requests == 24
+    with pytest.raises(ValueError, match="no data variables"):
+        ds[[]].eexarray.plan()
 
 
 def test_plan_on_a_local_cluster_matches_its_compute(server, stats):
