@@ -132,10 +132,7 @@ class PixelSource:
 
     def requests_for(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> int:
         """How many requests a read makes (for sizing look-ahead)."""
-        if self.packs(times, window, bands):
-            dtypes = [self.dtypes[b] for _ in times for b in bands]
-            return len(plan_requests(window, dtypes, None, self.limits))
-        return len(times) * len(self.plan(window, bands))
+        return len(self.describe_read(times, window, bands))
 
     def describe_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> list[RequestShape]:
         """The requests ``start_read`` submits for this read, described (no request is made).
