@@ -17,4 +17,5 @@ BENCHMARKS = {
     "timeseries": "benchmarks.timeseries",
     "xee": "benchmarks.xee",
     "soak": "benchmarks.soak",
+    "cached_rerun": "benchmarks.cached_rerun",
 }

@@ -69,6 +69,12 @@ VERDICTS: dict[str, Verdict] = {
         r["ratio"] >= 3.0,
     ),
     "soak": lambda r: (f"identical: {r.get('identical')}, retries: {r.get('retries')}", bool(r.get("identical"))),
+    "cached_rerun": lambda r: (
+        f"image {r['image']['mib']} MiB: {r['image']['first_requests']} requests / {r['image']['first_seconds']} s, "
+        f"rerun {r['image']['rerun_requests']} requests / {r['image']['rerun_seconds']} s; "
+        f"series: {r['series']['first_requests']} -> {r['series']['rerun_requests']} requests",
+        bool(r.get("targets_met")),
+    ),
 }
 
 TARGETS = {
@@ -82,6 +88,7 @@ TARGETS = {
     "timeseries": "<= 2 requests for 64x64 px x 500 images x 2 bands",
     "xee": "ratio >= 3 vs Xee 0.1.x",
     "soak": "byte-identical under faults",
+    "cached_rerun": "rerun: 0 pixel requests, identical; plan() = the first run's requests",
 }
 
 

@@ -1,4 +1,5 @@
-"""``ds.eexarray.preview(...)``: a quick RGB look at a Dataset's region, rendered by the server.
+"""``ds.eexarray``: ``preview(...)``, a quick RGB look at a Dataset's region rendered by the server,
+and ``plan()``, what computing the Dataset will cost (engine/cost.py; docs/costs.md).
 
 The server draws the picture (getPixels with ``visualizationOptions``, as a PNG) on
 the Dataset's own grid, scaled down to ``width`` pixels: one small request, no raw
@@ -22,6 +23,8 @@ from affine import Affine
 
 from eexarray._optional import require
 from eexarray.backend.arrays import ORIGIN, Origin
+from eexarray.backend.cost import dataset_reads
+from eexarray.engine.cost import DEFAULT_BANDWIDTH, DEFAULT_LATENCY, ComputePlan, check_model, estimate
 from eexarray.geometry import PixelGrid, normalize_crs
 from eexarray.naming import asset_name
 from eexarray.planning.limits import DEFAULT_LIMITS
@@ -199,6 +202,23 @@ class EexarrayAccessor:
 
     def __init__(self, dataset: xr.Dataset) -> None:
         self._ds = dataset
+
+    def plan(self, *, latency: float = DEFAULT_LATENCY, bandwidth: float = DEFAULT_BANDWIDTH) -> ComputePlan:
+        """The requests computing this Dataset (or selection) makes, and their cost; makes no request.
+
+        Counts requests by method (``getPixels``/``computePixels``), the pixel bytes, the
+        largest request against Earth Engine's 48 MiB limit, and estimates the wall time:
+        requests go out ``max_concurrency`` at a time, each wave taking ``latency`` seconds,
+        and the pixel bytes arrive at ``bandwidth`` bytes per second. Built from the read
+        plan the Dataset's dask graph holds, so the count is what ``compute()`` makes
+        (see docs/costs.md).
+
+        Args:
+            latency: seconds one request takes, server time included (default 0.5).
+            bandwidth: bytes per second of the download link (default 100e6).
+        """
+        check_model(latency, bandwidth)
+        return estimate(dataset_reads(self._ds), latency=latency, bandwidth=bandwidth)
 
     def preview_png(
         self,

@@ -13,12 +13,15 @@ from eexarray.backend.entrypoint import EexarrayBackendEntrypoint
 from eexarray.backend.options import check_keywords, option_values
 
 if TYPE_CHECKING:
+    import os
+
     import numpy as np
     from google.auth.credentials import Credentials
     from pyproj import CRS
 
     from eexarray.backend.options import GeometryLike
     from eexarray.geometry import PixelGrid
+    from eexarray.transport.cache import RequestCache
 
 
 # The options are defined once, in eexarray.backend.options.OPEN_OPTIONS. They are written
@@ -50,6 +53,7 @@ def open_dataset(
     request_timeout: float | None = None,
     mask_and_scale: bool = False,
     file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
+    request_cache: str | os.PathLike[str] | RequestCache | Literal[False] | None = None,
 ) -> xr.Dataset:
     """Open an Earth Engine image or image collection as a lazy xarray Dataset.
 
@@ -84,6 +88,7 @@ def open_dataset(
         request_timeout: seconds one attempt of one request may take, connecting and the whole response included
         mask_and_scale: missing data -> NaN in a float dtype
         file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
+        request_cache: a directory caching pixel responses: a rerun makes no request (docs/costs.md); `False`: off
     """
     options = option_values(locals())
     if not (chunks is None or chunks == "auto" or isinstance(chunks, (dict, int, tuple))):

@@ -4,6 +4,7 @@
 * ``eexarray demo``: the demo on the embedded local server.
 * ``eexarray info ASSET``: bands, dtypes, native grids, time range, image count and size.
 * ``eexarray download ASSET_OR_EXPRESSION_FILE -o OUT``: any region to a file (docs/downloads.md).
+* ``eexarray plan ASSET``: the requests, bytes and time a compute would cost, no pixel fetched (docs/costs.md).
 """
 
 from __future__ import annotations
@@ -127,6 +128,95 @@ def _run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plan(subparsers: Any) -> None:
+    from eexarray.backend.options import add_cli_options
+    from eexarray.engine.cost import DEFAULT_BANDWIDTH, DEFAULT_LATENCY
+
+    parser = subparsers.add_parser(
+        "plan",
+        help="count the requests, bytes and time a compute of an asset would cost, without fetching pixels",
+        description="Open the asset lazily (metadata calls only) and print what computing it - or a selection "
+        "of it - would cost: requests by method, pixel bytes, the largest request against the 48 MiB limit, "
+        "and a wall-time estimate. See docs/costs.md.",
+    )
+    parser.add_argument("asset", help="asset id, full name or ee:// URI")
+    parser.add_argument(
+        "--chunks", default=None, help="dask chunks, e.g. y=2048,x=2048,time=1, or 'auto' (default: request-sized)"
+    )
+    parser.add_argument(
+        "--isel",
+        default=None,
+        help="a selection by position, e.g. x=0:512,y=100:612,time=0:10 (START:STOP[:STEP], or one index)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=DEFAULT_LATENCY, help=f"seconds per request (default {DEFAULT_LATENCY})"
+    )
+    parser.add_argument(
+        "--bandwidth",
+        type=float,
+        default=DEFAULT_BANDWIDTH,
+        help=f"bytes per second of the download (default {DEFAULT_BANDWIDTH:g})",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_cli_options(parser.add_argument_group("open options (as for open_dataset)"), "download")
+    parser.set_defaults(run=_run_plan)
+
+
+def _chunks_from_text(text: str | None) -> Any:
+    if text is None:
+        return {}
+    if text.strip() == "auto":
+        return "auto"
+    chunks = {}
+    for part in text.split(","):
+        dim, _, size = part.partition("=")
+        if not dim.strip() or not size.strip().isdigit() or int(size) < 1:
+            raise ValueError(f"--chunks {text!r}: {part!r} is not DIM=SIZE with a positive SIZE, e.g. y=2048")
+        chunks[dim.strip()] = int(size)
+    return chunks
+
+
+def _isel_from_text(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    selection: dict[str, Any] = {}
+    for part in text.split(","):
+        dim, _, value = part.partition("=")
+        fields = value.split(":")
+        try:
+            numbers = [int(f) if f.strip() else None for f in fields]
+        except ValueError:
+            numbers = []
+        if not dim.strip() or not 1 <= len(numbers) <= 3 or (len(numbers) == 1 and numbers[0] is None):
+            raise ValueError(f"--isel {text!r}: {part!r} is not DIM=INDEX or DIM=START:STOP[:STEP], e.g. x=0:512")
+        selection[dim.strip()] = numbers[0] if len(numbers) == 1 else slice(*numbers)
+    return selection
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from eexarray import open_dataset
+    from eexarray.backend.options import cli_option_values
+    from eexarray.transport import EarthEngineError
+
+    try:
+        chunks, selection = _chunks_from_text(args.chunks), _isel_from_text(args.isel)
+        ds = open_dataset(args.asset, chunks=chunks, **cli_option_values(args, "download"))
+        unknown = sorted(set(selection) - set(ds.dims))
+        if unknown:
+            raise ValueError(f"--isel names {unknown}, not dimensions of {args.asset!r}: {list(ds.dims)}")
+        plan = ds.isel(selection).eexarray.plan(latency=args.latency, bandwidth=args.bandwidth)
+    except EarthEngineError as error:
+        print(f"eexarray plan: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, IndexError) as error:
+        print(f"eexarray plan: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from eexarray import __version__
 
@@ -139,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_info_parser(subparsers)
     _add_download(subparsers)
+    _add_plan(subparsers)
     return parser
 
 

@@ -12,7 +12,7 @@ from tests.qp import QUERY_PLANNING, REDUCTIONS
 
 LATENCY_KEYS = {"latency_ms_per_request", "latency_ms_per_mb"}
 # Benchmarks that compare two things report a ratio (when they could run).
-COMPARING = {"throughput", "seed_recipe", "open_time", "memory", "distributed", "timeseries", "xee"}
+COMPARING = {"throughput", "seed_recipe", "open_time", "memory", "distributed", "timeseries", "xee", "cached_rerun"}
 FIGURES = {
     "throughput": {"eexarray", "bare", "requests", "identical", "transport_limit", "ratio_to_transport_limit"},
     "seed_recipe": {"eexarray", "recipe", "identical"},
@@ -23,6 +23,7 @@ FIGURES = {
     "timeseries": {"requests", "read_seconds"},
     "xee": {"eexarray", "xee", "eexarray_requests", "xee_requests"},
     "soak": {"identical", "retries", "faults_injected", "load"},
+    "cached_rerun": {"image", "series", "cache_mib", "targets_met"},
 }
 
 
@@ -58,3 +59,5 @@ def test_quick_variant_prints_a_final_json_line(name, capsys):
         assert isinstance(result["ratio"], (int, float))
     if name in ("throughput", "seed_recipe"):
         assert result["identical"] is True  # both clients read the same pixels
+    if name == "cached_rerun":
+        assert result["targets_met"] is True  # request counts and identical values, not timings

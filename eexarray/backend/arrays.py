@@ -100,6 +100,54 @@ def origin_of(variable: xr.Variable | xr.DataArray) -> Origin | None:
     return origin if isinstance(origin, Origin) and origin.describes(plain) else None
 
 
+PICKED = "eexarray_picked"  # encoding key: what a selection holding less than a rectangle reads (a ``Picked``)
+
+
+@dataclass(frozen=True, eq=False)
+class Picked:
+    """A selection with points, steps or lists of positions: the rectangle it reads and the blocks it needs.
+
+    ``origin`` is the rectangle built for the selection (its dask array is read), ``blocks``
+    the block indices (per dim of ``origin``) holding a selected position: dask computes
+    only those, so ``ds.eexarray.plan()`` counts only their reads. ``array_name`` is the
+    selection's own dask array, so a record that no longer describes the data is ignored.
+    """
+
+    origin: Origin
+    blocks: tuple[tuple[int, ...], ...]
+    array_name: str
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Picked:
+        return self
+
+
+def _blocks_holding(chunks: tuple[int, ...], rest: Any) -> tuple[int, ...]:
+    """The blocks of ``chunks`` (from 0) holding a position ``rest`` selects (an int, a slice or positions)."""
+    size = sum(chunks)
+    if isinstance(rest, slice):
+        positions = np.arange(size)[rest]
+    else:
+        positions = np.atleast_1d(np.asarray(rest))
+    bounds = np.cumsum(chunks)
+    return tuple(int(b) for b in np.unique(np.searchsorted(bounds, positions, side="right")))
+
+
+def reads_of(variable: xr.Variable | xr.DataArray) -> tuple[Origin, tuple[tuple[int, ...], ...] | None] | None:
+    """The rectangle a chunked eexarray variable reads and the blocks of it a compute needs (None: all).
+
+    For the variables ``origin_of`` describes, and for selections of them with points,
+    steps or lists of positions (``isel``/``sel``), which read a rectangle's blocks in part.
+    """
+    plain: xr.Variable = variable.variable if isinstance(variable, xr.DataArray) else variable
+    origin = origin_of(plain)
+    if origin is not None:
+        return (origin, None) if origin.chunks is not None else None
+    picked = plain.encoding.get(PICKED)
+    if isinstance(picked, Picked) and getattr(plain._data, "name", None) == picked.array_name:
+        return picked.origin, picked.blocks
+    return None
+
+
 def _find_backend_array(data: Any) -> tuple[EexarrayBackendArray, tuple[slice, ...]] | None:
     """Our array and the plain slices xarray applied to it, if ``data`` is just that."""
     while isinstance(data, (indexing.MemoryCachedArray, indexing.CopyOnWriteArray)):
@@ -208,8 +256,12 @@ class EexarrayVariable(xr.Variable):
             elif not (isinstance(rest, slice) and rest == slice(None)):
                 data = data[(slice(None),) * axis + (rest,)]
         encoding = dict(self.encoding)
+        encoding.pop(PICKED, None)
         if all(isinstance(rest, slice) and rest == slice(None) for rest in rests):
             encoding[ORIGIN] = narrowed
         else:
             encoding.pop(ORIGIN, None)
+            assert narrowed.chunks is not None  # built as a dask array
+            blocks = tuple(_blocks_holding(c, rest) for c, rest in zip(narrowed.chunks, rests))
+            encoding[PICKED] = Picked(narrowed, blocks, data.name)
         return type(self)(dims, data, self.attrs, encoding, fastpath=True)

@@ -51,6 +51,8 @@ class OpenedAsset:
             file_format=options.file_format,
             expressions=resolved.expressions,
             mosaics=resolved.mosaics,
+            request_cache=options.request_cache,
+            versions=resolved.versions or None,
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
@@ -153,6 +155,11 @@ class OpenedAsset:
                 self.source.mosaics[time_range[0] : time_range[1]]
                 if self.has_time and self.source.mosaics is not None
                 else self.source.mosaics
+            ),
+            versions=(
+                self.source.versions[time_range[0] : time_range[1]]
+                if self.has_time and self.source.versions is not None
+                else self.source.versions
             ),
             grid=self.source.grid.window(window),
         )

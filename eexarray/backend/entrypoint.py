@@ -26,12 +26,15 @@ from eexarray.transport import ConnectionConfig, RestClient
 from eexarray.transport.credentials import compute_project
 
 if TYPE_CHECKING:
+    import os
+
     import numpy as np
     from google.auth.credentials import Credentials
     from pyproj import CRS
 
     from eexarray.backend.options import GeometryLike
     from eexarray.geometry import PixelGrid
+    from eexarray.transport.cache import RequestCache
 
 
 def open_eexarray(asset: Any, drop_variables: Any, values: Mapping[str, Any]) -> xr.Dataset:
@@ -84,6 +87,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
         request_timeout: float | None = None,
         mask_and_scale: bool = False,
         file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
+        request_cache: str | os.PathLike[str] | RequestCache | Literal[False] | None = None,
     ) -> xr.Dataset:
         """Open an Earth Engine image or image collection lazily (what ``xr.open_dataset`` calls).
 
@@ -114,6 +118,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
             request_timeout: seconds one attempt of one request may take, connecting and the whole response included
             mask_and_scale: missing data -> NaN in a float dtype
             file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
+            request_cache: a directory caching pixel responses: a rerun makes no request (docs/costs.md); `False`: off
         """
         return open_eexarray(filename_or_obj, drop_variables, option_values(locals()))
 

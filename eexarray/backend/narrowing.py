@@ -151,3 +151,15 @@ def _warn_once(error: Exception) -> None:
         NarrowingUnavailableWarning,
         stacklevel=4,
     )
+
+
+def narrows(array: Any, plan: ReadPlan) -> bool:
+    """Does a compute of ``array`` (built over ``plan``'s reads) fetch only the bands it needs?
+
+    True when its graph holds the narrowing read layer (classic graphs); under dask's array
+    query planning, or where ``narrow`` fell back, every read fetches all the plan's bands.
+    """
+    if da.array_expr_enabled():
+        return False
+    layers = getattr(getattr(array, "dask", None), "layers", {})
+    return isinstance(layers.get(plan.read_name), _ReadLayer)

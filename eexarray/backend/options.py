@@ -39,6 +39,7 @@ import numpy as np
 from eexarray.geometry import PixelGrid, normalize_crs
 from eexarray.geometry.grid import InvalidGridError, _scale_pair
 from eexarray.planning import MAX_BANDS
+from eexarray.transport.cache import RequestCache, resolve_request_cache
 
 if TYPE_CHECKING:
     import argparse
@@ -371,6 +372,15 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "pixels",
         commands=(),
     ),
+    OptionSpec(
+        "request_cache",
+        "str | os.PathLike[str] | RequestCache | Literal[False] | None",
+        None,
+        "a directory caching pixel responses: a rerun makes no request (docs/costs.md); `False`: off",
+        "`EEXARRAY_REQUEST_CACHE`, else none; a path holds up to 10 GiB (`RequestCache(path, max_bytes)`: any)",
+        "pixels",
+        commands=(),  # open_dataset only for now (a download writes each block once)
+    ),
 )
 OPEN_OPTION_NAMES: tuple[str, ...] = tuple(spec.name for spec in OPEN_OPTIONS)
 
@@ -481,6 +491,7 @@ class OpenOptions:
     max_images: int | None = DEFAULT_MAX_IMAGES  # applies to unfiltered listings only
     mask_and_scale: bool = False
     file_format: str = "NPY"
+    request_cache: RequestCache | None = None
 
     @property
     def side_limit(self) -> int:
@@ -796,12 +807,16 @@ def parse_options(**values: Any) -> OpenOptions:
         raise TypeError(f"max_images must be a positive integer or None (no limit), got {max_images!r}")
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images={max_images} must be at least 1 (or None for no limit)")
+    bands_tuple = parse_bands(bands)
+    parsed_region = parse_region(region) if region is not None else None
+    parsed_crs = normalize_crs(crs) if crs is not None else None
+    request_cache = resolve_request_cache(given["request_cache"])  # last: it creates the directory
     return OpenOptions(
-        bands=parse_bands(bands),
-        crs=normalize_crs(crs) if crs is not None else None,
+        bands=bands_tuple,
+        crs=parsed_crs,
         scale=scale_pair,
         resolution=resolution_pair,
-        region=parse_region(region) if region is not None else None,
+        region=parsed_region,
         grid=parsed_grid,
         max_pixels_per_side=int(max_pixels_per_side) if max_pixels_per_side is not None else None,
         start=start_text,
@@ -812,6 +827,7 @@ def parse_options(**values: Any) -> OpenOptions:
         max_images=int(max_images) if max_images is not None else None,
         mask_and_scale=mask_and_scale,
         file_format=file_format,
+        request_cache=request_cache,
     )
 
 

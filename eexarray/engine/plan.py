@@ -14,6 +14,7 @@ Beam - runs exactly the same requests, with no state shared between processes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -119,6 +120,23 @@ class ReadPlan:
         first, stop = self.groups[group]
         starts = self._time_starts
         return range(starts[first], starts[stop]), self.layout.window(row_block, col_block)
+
+    def read_keys(self, blocks: tuple[tuple[int, ...], ...] | None = None) -> list[tuple[int, int, int]]:
+        """Keys ``(group, row block, col block)`` of the reads serving ``blocks`` (all reads: None).
+
+        ``blocks``: the block indices needed per dim, (time, rows, cols) or (rows, cols) for
+        an image; a read is needed when one of its time blocks is.
+        """
+        rows = range(len(self.layout.row_chunks))
+        cols = range(len(self.layout.col_chunks))
+        groups: Iterable[int] = range(len(self.groups))
+        if blocks is not None:
+            *time_blocks, rows_needed, cols_needed = blocks
+            rows, cols = sorted(set(rows_needed)), sorted(set(cols_needed))  # type: ignore[assignment]
+            if time_blocks:
+                wanted = set(time_blocks[0])
+                groups = [g for g, (first, stop) in enumerate(self.groups) if wanted.intersection(range(first, stop))]
+        return [(group, row, col) for group in groups for row in rows for col in cols]
 
     def request_count(self, group: int, row_block: int, col_block: int) -> int:
         times, window = self.read_of(group, row_block, col_block)

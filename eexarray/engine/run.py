@@ -187,6 +187,10 @@ def _local_take(plan: ReadPlan, key: ReadKey) -> GroupData:
     return reads.take(key)
 
 
+# Words of dask layer names whose blocks are not their input's (see _reads_of).
+_RECUTTING = frozenset({"getitem", "concatenate", "rechunk"})
+
+
 def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
     """The read blocks of each known plan among the keys of a graph about to run.
 
@@ -199,8 +203,14 @@ def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
         if not (isinstance(key, tuple) and len(key) in (3, 4) and isinstance(key[0], str)):
             continue
         # Our names end in the plan's token, but dask may append a suffix (e.g. to_zarr(compute=False)).
-        token = next((part for part in key[0].split("-") if part in plans), None)
-        if token is None:
+        # Dask's fusion renames a chain of tasks after all of them and keeps the *last* task's
+        # indices: through blockwise steps (the band take, a per-block reduction) they are the
+        # Dataset's blocks, but through a step that re-cuts the blocks (a selection's
+        # getitem/concatenate, a rechunk) they are that step's - starting the read they seem
+        # to name would fetch a block nobody needs, so those names are skipped.
+        words = key[0].split("-")
+        token = next((part for part in words if part in plans), None)
+        if token is None or _RECUTTING.intersection(words):
             continue
         reads = found.setdefault(token, set())
         if len(key) == 3:
@@ -213,7 +223,10 @@ def _reads_of(dsk: Any) -> dict[str, set[ReadKey]]:
 
 
 def _on_start(dsk: Any, state: Any) -> None:
-    reads = _reads_of(dsk)
+    # The graph may hold tasks the compute does not need (dask's query planning keeps every
+    # block of an array a selection cuts): the scheduler's state lists the keys it will run.
+    needed = state.get("dependencies") if isinstance(state, dict) else None
+    reads = _reads_of(dsk if not needed else [key for key in dsk if key in needed])
     if reads:
         with _computes_lock:
             _computes.append(_Compute(id(dsk), dict(reads)))

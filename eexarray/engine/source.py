@@ -33,6 +33,7 @@ from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, exp
 from eexarray.planning.expressions import Member
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
+from eexarray.transport.cache import RequestCache
 from eexarray.transport.credentials import compute_project
 from eexarray.transport.http import DEFAULT_RETRY
 from eexarray.transport.session import endpoint_state
@@ -45,6 +46,32 @@ _no_packing_lock = threading.Lock()
 
 # (field name in the response, time position in the read, band position)
 Placement = tuple[str, int, int]
+GET_PIXELS = "getPixels"
+COMPUTE_PIXELS = "computePixels"
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """What one request of a read is, without making it (for ``plan()``: counts, bytes, limits)."""
+
+    method: str  # GET_PIXELS or COMPUTE_PIXELS
+    height: int
+    width: int
+    images: int  # images in the request (> 1: packed)
+    pixel_bytes: int  # uncompressed pixel data of every band
+    limit_bytes: int  # what the per-request limit counts: pixel data plus one mask byte per pixel
+
+
+def _members(request: PlannedRequest, virtual: Sequence[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    """A packed request's (time position, band positions) in order, from its virtual band indices."""
+    members: list[tuple[int, list[int]]] = []
+    for index in request.bands:
+        position, band = virtual[index]
+        if members and members[-1][0] == position:
+            members[-1][1].append(band)
+        else:
+            members.append((position, [band]))
+    return members
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,10 @@ class PixelSource:
     packing: str = "auto"
     # groupby: per time step, the stored images mosaicked into it (last on top) by the server.
     mosaics: tuple[tuple[str, ...], ...] | None = None
+    # The opt-in response cache, and each image's version (its updateTime) that keys it;
+    # an image without a known version is never answered from the cache.
+    request_cache: RequestCache | None = None
+    versions: tuple[str | None, ...] | None = None
 
     @property
     def project_path(self) -> str:
@@ -73,6 +104,18 @@ class PixelSource:
         if self.mosaics is not None and len(self.mosaics[time]) > 1:
             return self.mosaics[time]
         return self.images[time]
+
+    def version_of(self, times: Sequence[int]) -> str | None:
+        """The cache version of a request reading ``times`` (None: not cacheable)."""
+        if self.request_cache is None or self.versions is None:
+            return None
+        versions = [self.versions[time] for time in times]
+        if any(version is None for version in versions):
+            return None
+        return "|".join(versions)  # type: ignore[arg-type]  # checked above: no None
+
+    def client(self) -> RestClient:
+        return RestClient(self.config, self.retry, self.request_cache)
 
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
         return plan_requests(window, self.dtypes, bands, self.limits)
@@ -102,10 +145,34 @@ class PixelSource:
 
     def requests_for(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> int:
         """How many requests a read makes (for sizing look-ahead)."""
+        return len(self.describe_read(times, window, bands))
+
+    def describe_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> list[RequestShape]:
+        """The requests ``start_read`` submits for this read, described (no request is made).
+
+        Same branches and planning functions as the submission below, request for request.
+        """
+        shapes = []
         if self.packs(times, window, bands):
-            dtypes = [self.dtypes[b] for _ in times for b in bands]
-            return len(plan_requests(window, dtypes, None, self.limits))
-        return len(times) * len(self.plan(window, bands))
+            virtual = [(position, band) for position in range(len(times)) for band in bands]
+            dtypes = [self.dtypes[band] for _, band in virtual]
+            for request in plan_requests(window, dtypes, None, self.limits):
+                images = len(_members(request, virtual))
+                # A packed request of one image is fetched with getPixels (_fetch_packed).
+                method = COMPUTE_PIXELS if images > 1 else GET_PIXELS
+                shapes.append(self._shape(method, request.window, [dtypes[i] for i in request.bands], images))
+            return shapes
+        method = GET_PIXELS if self.expressions is None else COMPUTE_PIXELS
+        for _ in times:
+            for request in self.plan(window, bands):
+                shapes.append(self._shape(method, request.window, [self.dtypes[b] for b in request.bands], 1))
+        return shapes
+
+    def _shape(self, method: str, window: Window, dtypes: Sequence[str], images: int) -> RequestShape:
+        pixels = window.height * window.width
+        pixel_bytes = pixels * sum(np.dtype(dtype).itemsize for dtype in dtypes)
+        limit_bytes = self.limits.request_bytes(window.height, window.width, dtypes)
+        return RequestShape(method, window.height, window.width, images, pixel_bytes, limit_bytes)
 
     def start_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> PendingRead:
         """Submit every request of the read to the process's fetch pool; returns at once."""
@@ -125,15 +192,18 @@ class PixelSource:
         self, times: Sequence[int], window: Window, bands: tuple[int, ...]
     ) -> list[tuple[Future, Window, list[Placement]]]:
         state = endpoint_state(self.config)
-        client = RestClient(self.config, self.retry)
+        client = self.client()
         submissions = []
         for position, time in enumerate(times):
+            version = self.version_of([time])
             for request in self.plan(window, bands):
                 band_ids = [self.band_ids[b] for b in request.bands]
                 dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
                 grid = self.grid.window(request.window)
                 if self.expressions is None:
-                    future = state.pool.submit(self._fetch_member, client, self.member(time), grid, band_ids, dtypes)
+                    future = state.pool.submit(
+                        self._fetch_member, client, self.member(time), grid, band_ids, dtypes, version
+                    )
                 else:
                     future = state.pool.submit(
                         compute_pixels,
@@ -144,6 +214,7 @@ class PixelSource:
                         band_ids,
                         dtypes,
                         file_format=self.file_format,
+                        version=version,
                     )
                 placements = [(self.band_ids[b], position, b) for b in request.bands]
                 submissions.append((future, request.window, placements))
@@ -153,18 +224,12 @@ class PixelSource:
         self, times: Sequence[int], window: Window, bands: tuple[int, ...]
     ) -> list[tuple[Future, Window, list[Placement]]]:
         state = endpoint_state(self.config)
-        client = RestClient(self.config, self.retry)
+        client = self.client()
         virtual = [(position, band) for position in range(len(times)) for band in bands]
         dtypes = [self.dtypes[band] for _, band in virtual]
         submissions = []
         for request in plan_requests(window, dtypes, None, self.limits):
-            members: list[tuple[int, list[int]]] = []  # (time position, bands), in order
-            for index in request.bands:
-                position, band = virtual[index]
-                if members and members[-1][0] == position:
-                    members[-1][1].append(band)
-                else:
-                    members.append((position, [band]))
+            members = _members(request, virtual)
             images = [(self.member(times[p]), [self.band_ids[b] for b in bs]) for p, bs in members]
             names = expressions.packed_band_ids(images)
             placements = [
@@ -175,6 +240,7 @@ class PixelSource:
                 self._fetch_packed,
                 client,
                 images,
+                [times[p] for p, _ in members],
                 names,
                 request.window,
                 [np.dtype(self.dtypes[b]) for _, bs in members for b in bs],
@@ -189,10 +255,11 @@ class PixelSource:
         grid: PixelGrid,
         band_ids: Sequence[str],
         dtypes: Sequence[np.dtype],
+        version: str | None = None,
     ) -> dict[str, np.ndarray]:
         """One time step on ``grid``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
         if isinstance(member, str):
-            return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format)
+            return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format, version=version)
         return compute_pixels(
             client,
             self.project_path,
@@ -202,12 +269,14 @@ class PixelSource:
             dtypes,
             file_format=self.file_format,
             what=f"computePixels of a mosaic of {len(member)} images, {grid.width}x{grid.height} px",
+            version=version,
         )
 
     def _fetch_packed(
         self,
         client: RestClient,
         images: list[tuple[Member, list[str]]],
+        times: list[int],
         names: list[str],
         window: Window,
         dtypes: list[np.dtype],
@@ -224,6 +293,7 @@ class PixelSource:
                     dtypes,
                     file_format=self.file_format,
                     what=f"packed computePixels of {len(images)} images",
+                    version=self.version_of(times),
                 )
             except EarthEngineRequestError as error:
                 if error.status not in (400, 404, 405, 501):
@@ -233,9 +303,11 @@ class PixelSource:
         # One image, or an endpoint that does not pack: one request per time step, same placements.
         result: dict[str, np.ndarray] = {}
         cursor = 0
-        for image, band_ids in images:
+        for (image, band_ids), time in zip(images, times):
             count = len(band_ids)
-            fetched = self._fetch_member(client, image, grid, band_ids, dtypes[cursor : cursor + count])
+            fetched = self._fetch_member(
+                client, image, grid, band_ids, dtypes[cursor : cursor + count], self.version_of([time])
+            )
             for name, band_id in zip(names[cursor : cursor + count], band_ids):
                 result[name] = fetched[band_id]
             cursor += count

@@ -65,8 +65,9 @@ def compute_pixels(
     *,
     file_format: str = "NPY",
     what: str = "",
+    version: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """One ``computePixels`` call, validated like ``get_pixels``."""
+    """One ``computePixels`` call, validated like ``get_pixels`` (``version``: see ``get_pixels``)."""
     decoder = DECODERS[file_format]
     body = {"expression": expression, "fileFormat": file_format, "grid": grid.to_rest(), "bandIds": list(band_ids)}
     shape = grid.shape
@@ -76,6 +77,7 @@ def compute_pixels(
         lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
         what=what or f"computePixels of {len(band_ids)} bands, {grid.width}x{grid.height} px",
         max_bytes=max_body_bytes(file_format, shape, band_ids),
+        version=version,
     )
 
 
@@ -87,8 +89,13 @@ def get_pixels(
     dtypes: Sequence[np.dtype],
     *,
     file_format: str = "NPY",
+    version: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """One ``getPixels`` call: the bands of ``name`` on ``grid``, validated before return."""
+    """One ``getPixels`` call: the bands of ``name`` on ``grid``, validated before return.
+
+    ``version``: the asset's ``updateTime``; with it, a client with a request cache may
+    answer from the cache (``RestClient.post_bytes``).
+    """
     decoder = DECODERS[file_format]
     body = {"fileFormat": file_format, "grid": grid.to_rest(), "bandIds": list(band_ids)}
     shape = grid.shape
@@ -102,6 +109,7 @@ def get_pixels(
         lambda content: decoder(content, shape=shape, band_ids=band_ids, dtypes=dtypes),
         what=what,
         max_bytes=max_body_bytes(file_format, shape, band_ids),
+        version=version,
     )
 
 

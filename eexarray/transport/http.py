@@ -14,6 +14,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from eexarray.transport import deadline
+from eexarray.transport.cache import RequestCache
 from eexarray.transport.cluster import request_slot
 from eexarray.transport.config import ConnectionConfig
 from eexarray.transport.credentials import apply_credentials, quota_project
@@ -120,10 +121,13 @@ def _server_message(response: requests.Response) -> str:
 class RestClient:
     """Earth Engine REST calls for one ``ConnectionConfig``; cheap to create, state is per process."""
 
-    def __init__(self, config: ConnectionConfig, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, config: ConnectionConfig, retry: RetryPolicy | None = None, cache: RequestCache | None = None
+    ) -> None:
         self.config = config
         # The default policy (also as carried by pickled sources) defers to the process's default.
         self.retry = retry if retry is not None and retry != DEFAULT_RETRY else _process_default
+        self.cache = cache  # pixel responses (post_bytes with a version) go through it
 
     def get_json(self, path: str, params: dict[str, Any] | None = None, *, what: str = "") -> Any:
         return self._call("GET", path, params=params, body=None, decode=_decode_json, what=what or path)
@@ -132,11 +136,46 @@ class RestClient:
         return self._call("POST", path, params=None, body=body, decode=_decode_json, what=what or path)
 
     def post_bytes(
-        self, path: str, body: dict[str, Any], decode: Callable[[Body], T], *, what: str = "", max_bytes: int
+        self,
+        path: str,
+        body: dict[str, Any],
+        decode: Callable[[Body], T],
+        *,
+        what: str = "",
+        max_bytes: int,
+        version: str | None = None,
     ) -> T:
         """POST and decode the body; a body that fails ``decode``, or decompresses beyond
-        ``max_bytes``, is retried like a 5xx."""
-        return self._call("POST", path, params=None, body=body, decode=decode, what=what or path, max_bytes=max_bytes)
+        ``max_bytes``, is retried like a 5xx.
+
+        With a cache and the ``version`` of the asset(s) the response depends on (their
+        ``updateTime``), a stored body answers instead of the server, and a body fetched
+        and decoded is stored. Errors and bodies that fail ``decode`` are never stored.
+        """
+        cache = self.cache
+        if cache is None or version is None:
+            return self._call(
+                "POST", path, params=None, body=body, decode=decode, what=what or path, max_bytes=max_bytes
+            )
+        key = cache.key(self.config.endpoint, path, body, version)
+        stored = cache.get(key)
+        if stored is not None:
+            try:
+                result = decode(stored)
+            except CorruptResponseError:
+                cache.discard(key)  # whole on disk but not what was asked (e.g. another decoder): refetch
+            else:
+                COUNTERS.add(cache_hits=1)
+                return result
+
+        def decode_and_store(content: Body) -> T:
+            result = decode(content)  # raises on a corrupt body, which is then retried, not stored
+            cache.put(key, content)
+            return result
+
+        return self._call(
+            "POST", path, params=None, body=body, decode=decode_and_store, what=what or path, max_bytes=max_bytes
+        )
 
     def _call(
         self,

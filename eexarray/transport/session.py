@@ -38,17 +38,24 @@ class TransportCounters:
     requests: int = 0
     retries: int = 0
     bytes: int = 0
+    cache_hits: int = 0  # pixel responses answered by the request cache (no request made)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, requests: int = 0, retries: int = 0, nbytes: int = 0) -> None:
+    def add(self, *, requests: int = 0, retries: int = 0, nbytes: int = 0, cache_hits: int = 0) -> None:
         with self.lock:
             self.requests += requests
             self.retries += retries
             self.bytes += nbytes
+            self.cache_hits += cache_hits
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
-            return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes}
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "bytes": self.bytes,
+                "cache_hits": self.cache_hits,
+            }
 
 
 def _mount(session: requests.Session, max_connections: int) -> None:
