@@ -42,7 +42,7 @@ def open_dataset(
     project: str | None = None,
     credentials: Credentials | None = None,
     max_concurrency: int | None = None,
-    mask_and_scale: bool = False,
+    mask_and_scale: bool = True,
     file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
 ) -> xr.Dataset:
     """Open an Earth Engine image or image collection as a lazy xarray Dataset.
@@ -70,7 +70,7 @@ def open_dataset(
         project: quota project (`X-Goog-User-Project`)
         credentials: google-auth credentials
         max_concurrency: requests in flight: per process, and across a dask.distributed cluster
-        mask_and_scale: missing data -> NaN in a float dtype
+        mask_and_scale: floats, NaN exactly where masked (masks fetched with pixels); `False`: native values
         file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
     """
     options = option_values(locals())

@@ -75,7 +75,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
         project: str | None = None,
         credentials: Credentials | None = None,
         max_concurrency: int | None = None,
-        mask_and_scale: bool = False,
+        mask_and_scale: bool = True,
         file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
     ) -> xr.Dataset:
         """Open an Earth Engine image or image collection lazily (what ``xr.open_dataset`` calls).
@@ -99,7 +99,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
             project: quota project (`X-Goog-User-Project`)
             credentials: google-auth credentials
             max_concurrency: requests in flight: per process, and across a dask.distributed cluster
-            mask_and_scale: missing data -> NaN in a float dtype
+            mask_and_scale: floats, NaN exactly where masked (masks fetched with pixels); `False`: native values
             file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
         """
         return open_eexarray(filename_or_obj, drop_variables, option_values(locals()))

@@ -271,9 +271,9 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "mask_and_scale",
         "bool",
-        False,
-        "missing data -> NaN in a float dtype",
-        "`False` (native values, `nodata` recorded)",
+        True,
+        "floats, NaN exactly where masked (masks fetched with pixels); `False`: native values",
+        "`True` (see docs/masks.md for what each costs)",
         "pixels",
         commands=(),  # a download writes native values
     ),
@@ -389,7 +389,7 @@ class OpenOptions:
     start: str | None = None  # RFC 3339, inclusive
     end: str | None = None  # RFC 3339, exclusive
     filter: str | None = None
-    mask_and_scale: bool = False
+    mask_and_scale: bool = True
     file_format: str = "NPY"
 
 
