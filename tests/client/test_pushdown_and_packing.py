@@ -10,7 +10,6 @@ import eexarray
 from eexarray.engine import source as source_module
 from eexarray.server.images import procedural_values
 from eexarray.transport import EarthEngineRequestError
-from tests.qp import FANCY_INDEX, dask_expr_gap
 
 from .conftest import bands_fetched
 
@@ -83,7 +82,7 @@ def test_packing_falls_back_to_getpixels_when_refused(server, stats, monkeypatch
 
 @pytest.mark.parametrize(
     "chunks",
-    [pytest.param({}, marks=dask_expr_gap(FANCY_INDEX, AttributeError)), None],  # image_id: a dask coordinate
+    [{}, None],  # image_id is a numpy coordinate: no dask fancy indexing, which query planning lacks
 )
 def test_integer_time_and_fancy_indices(server, chunks):
     ds = xr.open_dataset("ee://test/series", engine="eexarray", endpoint=server.url, chunks=chunks)
