@@ -35,6 +35,7 @@ import numpy as np
 
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
+from eexarray.planning.expressions import Expression
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
 from eexarray.transport.http import DEFAULT_RETRY
@@ -280,7 +281,7 @@ class PixelSource:
     def _fetch_with_masks(
         self,
         client: RestClient,
-        expression: expressions.Expression,
+        expression: Expression,
         grid: PixelGrid,
         names: list[str],
         dtypes: list[np.dtype],
