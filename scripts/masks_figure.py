@@ -57,7 +57,8 @@ def draw(native: np.ndarray, decoded: np.ndarray, output: Path) -> None:
     lost = np.where(zeros, 1.0, np.nan)
     axes[2].imshow(np.where(masked, 0.0, np.nan), cmap=ListedColormap([MASKED]), interpolation="nearest")
     axes[2].imshow(lost, cmap=ListedColormap(["#f5a623"]), interpolation="nearest")
-    axes[2].set_title(f"zeros taken as missing would lose\nevery clear-land pixel ({zeros.mean():.0%}, orange)", fontsize=9)
+    lost_title = f"zeros taken as missing would lose\nevery clear-land pixel ({zeros.mean():.0%}, orange)"
+    axes[2].set_title(lost_title, fontsize=9)
     for axis in axes:
         axis.set_xticks([])
         axis.set_yticks([])

