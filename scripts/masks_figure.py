@@ -41,8 +41,7 @@ def fmask_both_ways(endpoint: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw(native: np.ndarray, decoded: np.ndarray, output: Path) -> None:
-    classes = ListedColormap(COLOURS)
-    classes.set_bad(MASKED)
+    classes = ListedColormap(COLOURS).with_extremes(bad=MASKED)
     figure, axes = plt.subplots(1, 3, figsize=(11, 4.1))
     masked, zeros = np.isnan(decoded), decoded == 0
     panels = [
