@@ -78,8 +78,9 @@ def assert_exact(decoded: np.ndarray, expected: np.ma.MaskedArray) -> None:
     assert (decoded[~missing] == 0).sum() > 0.2 * (~missing).sum()  # the data really has valid zeros
 
 
-def test_stored_image_exact_both_ways(server):
-    ds = eexarray.open_dataset("test/zeros", endpoint=server.url)  # mask_and_scale=True, the default
+@pytest.mark.parametrize("file_format", ["NPY", "GEO_TIFF"])  # a GeoTIFF promotes the mask bands with the data
+def test_stored_image_exact_both_ways(server, file_format):
+    ds = eexarray.open_dataset("test/zeros", endpoint=server.url, file_format=file_format)  # mask_and_scale=True
     expected = truth(0)
     assert {name: str(ds[name].dtype) for name in ds.data_vars} == {
         "count": "float32",
@@ -90,7 +91,7 @@ def test_stored_image_exact_both_ways(server):
     for name, band in expected.items():
         assert_exact(ds[name].values, band)
     # native values: what getPixels sends, masked pixels as 0 (indistinguishable from valid zeros)
-    raw = eexarray.open_dataset("test/zeros", endpoint=server.url, mask_and_scale=False)
+    raw = eexarray.open_dataset("test/zeros", endpoint=server.url, mask_and_scale=False, file_format=file_format)
     for name, band in expected.items():
         assert raw[name].dtype == band.dtype and raw[name].attrs["nodata"] == 0
         np.testing.assert_array_equal(raw[name].values, band.filled(0))
