@@ -49,7 +49,8 @@ def planned_mean_efficiency(ds: Any, dtypes: tuple[str, ...]) -> float:
 
 
 def dtype_efficiency(server: Any, name: str, dtypes: tuple[str, ...]) -> dict[str, Any]:
-    ds = eexarray.open_dataset(f"bench/eff_{name}", endpoint=server.url)
+    # Native values: the getPixels reads this benchmark compares
+    ds = eexarray.open_dataset(f"bench/eff_{name}", endpoint=server.url, mask_and_scale=False)
     rows, cols = ds["B1"].chunks[0][0], ds["B1"].chunks[1][0]
     reset_stats(server)
     ds.isel(y=slice(0, rows), x=slice(0, cols)).compute()  # exactly the first chunk
@@ -80,11 +81,11 @@ def count(server: Any, compute: Any) -> dict[str, Any]:
 
 def selection_counts(server: Any) -> dict[str, Any]:
     asset = "bench/eff_select"
-    ds = eexarray.open_dataset(asset, endpoint=server.url)
+    ds = eexarray.open_dataset(asset, endpoint=server.url, mask_and_scale=False)
     rows, cols = ds["B1"].chunks[0][0], ds["B1"].chunks[1][0]
     inside = {"y": slice(100, 612), "x": slice(100, 612)}
     corner = {"y": slice(rows - 256, rows + 256), "x": slice(cols - 256, cols + 256)}
-    lazy = eexarray.open_dataset(asset, endpoint=server.url, chunks=None)
+    lazy = eexarray.open_dataset(asset, endpoint=server.url, chunks=None, mask_and_scale=False)
     return {
         "auto_chunk": [rows, cols],
         "chunks_in_region": math.prod(len(chunks) for chunks in ds["B1"].data.chunks),

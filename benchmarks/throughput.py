@@ -52,8 +52,9 @@ def sizes(quick: bool) -> tuple[int, int]:
 
 
 def eexarray_read(url: str, asset: str = ASSET, **options: Any) -> tuple[float, dict[str, np.ndarray]]:
-    """Open (default settings unless ``options``) and load every band; returns (seconds of the load, arrays)."""
-    ds = eexarray.open_dataset(asset, endpoint=url, **options)
+    """Open (default settings unless ``options``, native values: the bare clients' getPixels) and load
+    every band; returns (seconds of the load, arrays)."""
+    ds = eexarray.open_dataset(asset, endpoint=url, **{"mask_and_scale": False, **options})
     seconds, loaded = timed(ds.load)
     return seconds, {band: loaded[band].values for band in loaded.data_vars}
 

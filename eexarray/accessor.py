@@ -22,7 +22,7 @@ import xarray as xr
 from affine import Affine
 
 from eexarray._optional import require
-from eexarray.backend.arrays import ORIGIN, Origin
+from eexarray.backend.arrays import BAND_METADATA, ORIGIN, Origin
 from eexarray.backend.cost import dataset_reads
 from eexarray.engine.cost import DEFAULT_BANDWIDTH, DEFAULT_LATENCY, ComputePlan, check_model, estimate
 from eexarray.geometry import PixelGrid, normalize_crs
@@ -177,7 +177,7 @@ def _image_name(ds: xr.Dataset, time: Any) -> tuple[str, str]:
 def _bands(ds: xr.Dataset, bands: Any, stored: Sequence[str] | None) -> list[str]:
     """The bands to draw: variables of ``ds`` that are stored bands of the asset."""
     if stored is None:  # no source found: trust the attrs eexarray puts on band variables
-        stored = [str(name) for name, var in ds.data_vars.items() if "data_type" in var.attrs]
+        stored = [str(name) for name, var in ds.data_vars.items() if BAND_METADATA in var.encoding]
     if bands is None:
         present = [band for band in stored if band in ds.data_vars]
         if len(present) not in (1, 3):

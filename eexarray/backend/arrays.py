@@ -33,10 +33,14 @@ if TYPE_CHECKING:
     from eexarray.backend.dataset import OpenedAsset
 
 
-def apply_missing(array: np.ndarray, missing_values: tuple[float, ...], float_dtype: str) -> np.ndarray:
-    """Missing data -> NaN: Earth Engine encodes masked pixels as 0, plus the band's no-data values."""
-    result = array.astype(float_dtype)
-    result[np.isin(array, (0, *missing_values))] = np.nan
+def decode_masked(array: np.ndarray, float_dtype: str) -> np.ndarray:
+    """A read's masked array (exact masks, fetched with the pixels) -> ``float_dtype`` with NaN where masked.
+
+    Only the mask decides: a valid 0 stays 0, and a band's declared no-data values need no
+    test of their own (Earth Engine masks them, so they arrive masked).
+    """
+    result = np.asarray(np.ma.getdata(array)).astype(float_dtype)
+    result[np.ma.getmaskarray(array)] = np.nan
     return result
 
 
@@ -60,6 +64,10 @@ class EexarrayBackendArray(BackendArray):
 
 
 ORIGIN = "eexarray_origin"  # encoding key: where a variable's pixels come from (an ``Origin``)
+# Encoding key of a band variable's Earth Engine metadata (dataType, pyramiding policy, no-data values,
+# native grid). Encoding, not attrs: xarray carries attrs into derived variables (an NDVI would
+# claim an INT dataType), and drops encodings there.
+BAND_METADATA = "eexarray_band"
 
 
 @dataclass(frozen=True, eq=False)

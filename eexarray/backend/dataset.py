@@ -15,9 +15,17 @@ from dask.array.core import normalize_chunks
 from dask.base import tokenize
 from xarray.core import indexing
 
-from eexarray.backend.arrays import ORIGIN, EexarrayBackendArray, EexarrayVariable, Origin, apply_missing, origin_of
+from eexarray.backend.arrays import (
+    BAND_METADATA,
+    ORIGIN,
+    EexarrayBackendArray,
+    EexarrayVariable,
+    Origin,
+    decode_masked,
+    origin_of,
+)
 from eexarray.backend.graph import Finish, band_arrays
-from eexarray.backend.metadata import ResolvedAsset, time_coordinate
+from eexarray.backend.metadata import BandMeta, ResolvedAsset, time_coordinate
 from eexarray.backend.options import OpenOptions
 from eexarray.backend.properties import coordinate_name, coordinate_values, property_names
 from eexarray.engine.plan import BlockLayout, ReadPlan
@@ -31,8 +39,11 @@ GRAPH_CACHE_SIZE = 32
 
 
 def float_dtype_for(dtype: str) -> str:
-    """The float dtype that holds every value of ``dtype`` exactly (for mask_and_scale)."""
-    return "float32" if np.dtype(dtype).itemsize <= 2 and np.dtype(dtype).kind in "uif" else "float64"
+    """The smallest float dtype that holds every value of ``dtype`` exactly (for mask_and_scale):
+    float32 for float32 and integers of up to 16 bits, float64 for the rest."""
+    kind = np.dtype(dtype)
+    small = kind == np.float32 or (kind.kind in "iu" and kind.itemsize <= 2)
+    return "float32" if small else "float64"
 
 
 class OpenedAsset:
@@ -53,9 +64,11 @@ class OpenedAsset:
             mosaics=resolved.mosaics,
             request_cache=options.request_cache,
             versions=resolved.versions or None,
+            masks=options.mask_and_scale,  # decoded values need exact masks (fetched with the pixels)
         )
         grid = resolved.grid
-        rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
+        dtypes = self.source.dtypes
+        rows, cols = auto_tile_shape(grid.height, grid.width, dtypes, self.source.planning_limits(len(dtypes)))
         self.preferred: dict[Hashable, int] = {"y": rows, "x": cols}  # keyed like xarray dims
         if self.has_time:
             self.preferred = {"time": 1, **self.preferred}
@@ -83,11 +96,10 @@ class OpenedAsset:
         return float_dtype_for(dtype) if self.options.mask_and_scale else dtype
 
     def finish(self, data: np.ndarray, band: int) -> np.ndarray:
-        """Apply ``mask_and_scale`` to fetched native values."""
+        """Apply ``mask_and_scale`` to fetched values (masked arrays when it is on)."""
         if not self.options.mask_and_scale:
             return data
-        meta = self.resolved.bands[band]
-        return apply_missing(data, meta.missing_values, float_dtype_for(meta.dtype))
+        return decode_masked(data, float_dtype_for(self.resolved.bands[band].dtype))
 
     def dask_array(self, band: int, key: tuple[slice, ...], chunks: Any, dims: tuple[Hashable, ...]) -> da.Array:
         ranges = [item.indices(size)[:2] for item, size in zip(key, self.variable_shape)]
@@ -119,8 +131,7 @@ class OpenedAsset:
                 finishes = {}
                 if self.options.mask_and_scale:
                     finishes = {
-                        index: Finish(meta.missing_values, float_dtype_for(meta.dtype))
-                        for index, meta in enumerate(self.resolved.bands)
+                        index: Finish(float_dtype_for(meta.dtype)) for index, meta in enumerate(self.resolved.bands)
                     }
                 band_ids = {index: plan.source.band_ids[index] for index in self.bands}
                 if len(self._arrays) >= GRAPH_CACHE_SIZE:
@@ -213,16 +224,34 @@ def read_plan(dataset: xr.Dataset) -> ReadPlan:
 
 
 class InMemoryVariable(xr.Variable):
-    """A small coordinate already in memory (image ids): chunking leaves it a numpy array.
+    """A per-image coordinate already in memory (image ids): chunking leaves it a numpy array.
 
-    As a dask array it would be serialised with a warning by ``to_zarr``/``to_netcdf`` and
-    indexed by dask's fancy indexing, for no gain.
+    xarray chunks every non-index coordinate (``open_dataset(chunks=...)``, ``Dataset.chunk``);
+    as a dask array an object coordinate is serialised with a warning by ``to_zarr``/``to_netcdf``
+    and indexed by dask's fancy indexing, for no gain. ``open_dataset`` leaves variables that say
+    they are in memory alone, and ``chunk`` of this one returns its values. A Dataset keeps the
+    subclass for data variables made coordinates (``set_coords``), not for ``coords=`` entries.
     """
 
     __slots__ = ()
 
+    @property
+    def _in_memory(self) -> bool:
+        return True  # its data is a numpy array, at most wrapped by xarray's copy-on-write adapter
+
     def chunk(self, *args: Any, **kwargs: Any) -> xr.Variable:
-        return xr.Variable(self.dims, self._data, self.attrs, self.encoding)
+        return type(self)(self.dims, np.asarray(self.values), self.attrs, self.encoding)
+
+
+def per_image_coordinate(values: Any) -> InMemoryVariable:
+    """A coordinate along ``time`` (one value per image) that stays a numpy array; add it to a
+    Dataset with ``add_per_image_coordinates``."""
+    return InMemoryVariable("time", np.asarray(values))
+
+
+def add_per_image_coordinates(dataset: xr.Dataset, coordinates: dict[str, InMemoryVariable]) -> xr.Dataset:
+    """``dataset`` with ``coordinates`` (from ``per_image_coordinate``) as coordinates that stay numpy."""
+    return dataset.assign(coordinates).set_coords(list(coordinates))
 
 
 def spatial_ref_attrs(grid: PixelGrid) -> dict[str, Any]:
@@ -249,12 +278,13 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
         "x": ("x", grid.x_coords(), {"axis": "X", "long_name": "x coordinate of pixel centre", "units": _units(grid)}),
         "spatial_ref": ((), np.int64(0), spatial_ref_attrs(grid)),
     }
+    per_image = {}
     if opened.has_time:
         coords["time"] = ("time", time_coordinate(resolved.start_times))
-        coords["image_id"] = InMemoryVariable("time", np.array(resolved.image_ids, dtype=object))
-        coords.update(_property_coordinates(resolved, opened.options))
+        per_image["image_id"] = per_image_coordinate(np.array(resolved.image_ids, dtype=object))
+        per_image.update(_property_coordinates(resolved, opened.options))
     drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or [])
-    clashes = [band.id for band in resolved.bands if band.id in coords and band.id not in drop]
+    clashes = [band.id for band in resolved.bands if band.id in {**coords, **per_image} and band.id not in drop]
     if clashes:
         raise ValueError(
             f"{resolved.name}: band(s) {clashes} have the name of a coordinate of the Dataset "
@@ -265,29 +295,41 @@ def build_dataset(opened: OpenedAsset, drop_variables: Any = None) -> xr.Dataset
     for index, band in enumerate(resolved.bands):
         if band.id in drop:
             continue
-        nodata = band.missing_values[0] if band.missing_values else 0
-        attrs = {
-            "data_type": band.data_type,
-            "pyramiding_policy": band.pyramiding_policy,
-            "missing_values": list(band.missing_values),
-            "nodata": nodata,
-            "native_crs": band.grid.crs,
-            "native_transform": list(band.grid.transform)[:6],
+        attrs: dict[str, Any] = {}
+        encoding: dict[str, Any] = {
+            "grid_mapping": "spatial_ref",
+            "preferred_chunks": dict(opened.preferred),
+            BAND_METADATA: band_metadata(band),
         }
-        encoding: dict[str, Any] = {"grid_mapping": "spatial_ref", "preferred_chunks": dict(opened.preferred)}
-        fill = np.array(nodata).astype(band.dtype).item()
-        # rioxarray's convention: native values keep their fill value in attrs; decoded
-        # (NaN-masked) data keep it in encoding, as the value to write back.
+        # Attributes describe the array's values, so arithmetic that carries them stays honest.
         if opened.options.mask_and_scale:
-            encoding["_FillValue"] = fill
+            # Decoded: masked pixels are NaN, nothing else is. NaN is what to write back
+            # (rio.nodata, to_netcdf/to_zarr); an integer fill would turn valid zeros into nodata.
+            encoding["_FillValue"] = np.nan
         else:
-            attrs["_FillValue"] = fill
+            # Native values as getPixels sends them: every masked pixel is 0 (a band's declared
+            # no-data values are masked by Earth Engine, so they arrive as 0 too). A valid 0 looks
+            # the same: 0 is the no-data value of the array, and an ambiguous one.
+            attrs["nodata"] = 0
+            attrs["_FillValue"] = np.zeros((), band.dtype).item()
         data = indexing.LazilyIndexedArray(EexarrayBackendArray(opened, index))
         encoding[ORIGIN] = Origin(opened, index, dims, tuple((0, n) for n in opened.variable_shape))
         variables[band.id] = EexarrayVariable(dims, data, attrs, encoding)
     attrs = {_attr_name(k): _attr_value(v) for k, v in resolved.properties.items()}
     attrs["asset_id"] = resolved.name
-    return xr.Dataset(variables, coords=coords, attrs=attrs)
+    return add_per_image_coordinates(xr.Dataset(variables, coords=coords, attrs=attrs), per_image)
+
+
+def band_metadata(band: BandMeta) -> dict[str, Any]:
+    """A band's Earth Engine metadata, as the variable's ``encoding[BAND_METADATA]``."""
+    return {
+        "id": band.id,
+        "data_type": band.data_type,
+        "pyramiding_policy": band.pyramiding_policy,
+        "missing_values": list(band.missing_values),
+        "native_crs": band.grid.crs,
+        "native_transform": list(band.grid.transform)[:6],
+    }
 
 
 def _property_coordinates(resolved: ResolvedAsset, options: OpenOptions) -> dict[str, InMemoryVariable]:

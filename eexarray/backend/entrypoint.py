@@ -85,7 +85,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
         credentials: Credentials | None = None,
         max_concurrency: int | None = None,
         request_timeout: float | None = None,
-        mask_and_scale: bool = False,
+        mask_and_scale: bool = True,
         file_format: Literal["NPY", "GEO_TIFF"] = "NPY",
         request_cache: str | os.PathLike[str] | RequestCache | Literal[False] | None = None,
     ) -> xr.Dataset:
@@ -116,7 +116,7 @@ class EexarrayBackendEntrypoint(BackendEntrypoint):
             credentials: google-auth credentials
             max_concurrency: requests in flight: per process, and across a dask.distributed cluster
             request_timeout: seconds one attempt of one request may take, connecting and the whole response included
-            mask_and_scale: missing data -> NaN in a float dtype
+            mask_and_scale: floats, NaN exactly where masked (masks fetched with pixels); `False`: native values
             file_format: pixel encoding on the wire: `"NPY"` or `"GEO_TIFF"`
             request_cache: a directory caching pixel responses: a rerun makes no request (docs/costs.md); `False`: off
         """

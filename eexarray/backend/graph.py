@@ -31,15 +31,14 @@ from eexarray.engine.run import read_block, register_plan
 
 @dataclass(frozen=True)
 class Finish:
-    """``mask_and_scale``: missing values -> NaN in ``float_dtype`` (applied inside the task)."""
+    """``mask_and_scale``: masked pixels -> NaN in ``float_dtype`` (applied inside the task)."""
 
-    missing_values: tuple[float, ...]
     float_dtype: str
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
-        from eexarray.backend.arrays import apply_missing
+        from eexarray.backend.arrays import decode_masked
 
-        return apply_missing(array, self.missing_values, self.float_dtype)
+        return decode_masked(array, self.float_dtype)
 
 
 def _take(holder: np.ndarray, band: int, finish: Finish | None, has_time: bool) -> np.ndarray:

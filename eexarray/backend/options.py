@@ -357,9 +357,9 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "mask_and_scale",
         "bool",
-        False,
-        "missing data -> NaN in a float dtype",
-        "`False` (native values, `nodata` recorded)",
+        True,
+        "floats, NaN exactly where masked (masks fetched with pixels); `False`: native values",
+        "`True` (see docs/masks.md for what each costs)",
         "pixels",
         commands=(),  # a download writes native values
     ),
@@ -489,7 +489,7 @@ class OpenOptions:
     properties: bool | tuple[str, ...] = False  # True: all; a tuple: those names
     groupby: str | None = None  # None or one of GROUPBY_MODES
     max_images: int | None = DEFAULT_MAX_IMAGES  # applies to unfiltered listings only
-    mask_and_scale: bool = False
+    mask_and_scale: bool = True
     file_format: str = "NPY"
     request_cache: RequestCache | None = None
 

@@ -88,8 +88,7 @@ class ChunkReader:
             has_time = opened.has_time
             finish = None
             if opened.options.mask_and_scale:
-                meta = opened.resolved.bands[origin.band]
-                finish = Finish(meta.missing_values, float_dtype_for(meta.dtype))
+                finish = Finish(float_dtype_for(opened.resolved.bands[origin.band].dtype))
             variables.append((name, origin.band, finish))
         self.has_time = has_time
         self.dims: tuple[Hashable, ...] = ("time", "y", "x") if has_time else ("y", "x")

@@ -115,6 +115,16 @@ class ReadPlan:
         starts = self._time_starts
         return tuple((starts[block] - base, starts[block + 1] - base) for block in range(first, stop))
 
+    def has_read(self, key: tuple[int, int, int]) -> bool:
+        """Is ``(group, row block, col block)`` a read of this plan?"""
+        group, row_block, col_block = key
+        layout = self.layout
+        return (
+            0 <= group < len(self.groups)
+            and 0 <= row_block < len(layout.row_chunks)
+            and (0 <= col_block < len(layout.col_chunks))
+        )
+
     def read_of(self, group: int, row_block: int, col_block: int) -> tuple[range, Window]:
         """Absolute time steps and window of one read."""
         first, stop = self.groups[group]

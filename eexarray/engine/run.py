@@ -92,7 +92,10 @@ class LocalReads:
 
     def __init__(self, plan: ReadPlan, keys: Iterable[ReadKey]) -> None:
         self.plan = plan
-        self.order = sorted(keys)
+        # Keys come from task names holding the plan's token; a fused name that also names a
+        # rechunk along time (several time groups) counts time blocks, not groups: such an index
+        # may be past the last group. Reads that do not exist are not started ahead.
+        self.order = sorted(key for key in keys if plan.has_read(key))
         self.position = {key: index for index, key in enumerate(self.order)}
         self.cap = plan.source.config.max_concurrency
         self.pending: dict[ReadKey, PendingRead] = {}  # started, not yet taken

@@ -16,10 +16,18 @@ Three ways to fetch, chosen per read:
 * same-day mosaics (``groupby``): a time step of several stored images is one
   ``computePixels`` of their ``ImageCollection.mosaic``, or one member of a packed read,
   so grouping never adds requests.
+
+With ``masks`` (exact masks, what ``mask_and_scale=True`` uses) every read is a
+``computePixels`` whose images carry their mask bits next to their bands (see
+planning/expressions.py): a read returns masked arrays, so a masked pixel is never
+a number and a valid 0 is never missing. Same number of requests (stored images:
+computePixels instead of getPixels, packing alike); each request holds one more
+byte per pixel and image per 8 bands, which the planning counts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Sequence
@@ -30,7 +38,7 @@ import numpy as np
 
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
-from eexarray.planning.expressions import Member
+from eexarray.planning.expressions import Expression, Member
 from eexarray.transport import ConnectionConfig, EarthEngineRequestError, RestClient, RetryPolicy
 from eexarray.transport.api import compute_pixels, get_pixels
 from eexarray.transport.cache import RequestCache
@@ -46,6 +54,10 @@ _no_packing_lock = threading.Lock()
 
 # (field name in the response, time position in the read, band position)
 Placement = tuple[str, int, int]
+# (mask field name in the response, time position, the band positions of its bits in bit order)
+MaskPlacement = tuple[str, int, tuple[int, ...]]
+
+
 GET_PIXELS = "getPixels"
 COMPUTE_PIXELS = "computePixels"
 
@@ -58,7 +70,7 @@ class RequestShape:
     height: int
     width: int
     images: int  # images in the request (> 1: packed)
-    pixel_bytes: int  # uncompressed pixel data of every band
+    pixel_bytes: int  # uncompressed pixel data of every band (mask bands included)
     limit_bytes: int  # what the per-request limit counts: pixel data plus one mask byte per pixel
 
 
@@ -72,6 +84,28 @@ def _members(request: PlannedRequest, virtual: Sequence[tuple[int, int]]) -> lis
         else:
             members.append((position, [band]))
     return members
+
+
+class ExactMasksUnavailableError(RuntimeError):
+    """The endpoint does not evaluate expressions, so masks cannot be fetched with the pixels."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submitted request: its future, its window and where its fields go."""
+
+    future: Future
+    window: Window
+    placements: list[Placement]
+    masks: list[MaskPlacement] = dataclasses.field(default_factory=list)
+
+
+def mask_limits(limits: RequestLimits, band_count: int) -> RequestLimits:
+    """Limits for requests carrying mask bands: they count ``ceil(bands / 8)`` more bytes per
+    pixel and at most 8/9 of the band budget goes to data bands (the rest to their masks)."""
+    max_bands = max(expressions.MASK_BITS, limits.max_bands * 8 // 9 // expressions.MASK_BITS * expressions.MASK_BITS)
+    extra = expressions.mask_band_count(min(band_count, max_bands))
+    return dataclasses.replace(limits, max_bands=max_bands, mask_bytes_per_pixel=limits.mask_bytes_per_pixel + extra)
 
 
 @dataclass(frozen=True)
@@ -88,6 +122,7 @@ class PixelSource:
     retry: RetryPolicy = DEFAULT_RETRY
     expressions: tuple[str, ...] | None = None  # canonical JSON, one per time step, for computed images
     packing: str = "auto"
+    masks: bool = False  # exact masks: mask bits fetched with the pixels, reads return masked arrays
     # groupby: per time step, the stored images mosaicked into it (last on top) by the server.
     mosaics: tuple[tuple[str, ...], ...] | None = None
     # The opt-in response cache, and each image's version (its updateTime) that keys it;
@@ -117,8 +152,12 @@ class PixelSource:
     def client(self) -> RestClient:
         return RestClient(self.config, self.retry, self.request_cache)
 
+    def planning_limits(self, band_count: int) -> RequestLimits:
+        """The limits requests of ``band_count`` bands of one image are planned with."""
+        return mask_limits(self.limits, band_count) if self.masks else self.limits
+
     def plan(self, window: Window, bands: Sequence[int]) -> list[PlannedRequest]:
-        return plan_requests(window, self.dtypes, bands, self.limits)
+        return plan_requests(window, self.dtypes, bands, self.planning_limits(len(bands)))
 
     def packs(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> bool:
         """Pack this read? Only when at least ``PACKING_FACTOR`` images fit in one request:
@@ -128,6 +167,8 @@ class PixelSource:
             return False
         if self.config.endpoint in _no_packing:
             return False
+        if self.masks:
+            return self.images_per_packed_request(window, bands) >= PACKING_FACTOR
         one_image = self.limits.request_bytes(window.height, window.width, [self.dtypes[b] for b in bands])
         return one_image * PACKING_FACTOR <= self.limits.max_bytes
 
@@ -135,12 +176,14 @@ class PixelSource:
         """How many images of ``window`` x ``bands`` one packed request carries (0: no packing here)."""
         if self.expressions is not None or self.packing != "auto" or self.config.endpoint in _no_packing:
             return 0
-        item_bytes = sum(np.dtype(self.dtypes[b]).itemsize for b in bands)
+        # With masks each image also carries its mask bands (one byte per pixel per 8 bands).
+        mask_bands = expressions.mask_band_count(len(bands)) if self.masks else 0
+        item_bytes = sum(np.dtype(self.dtypes[b]).itemsize for b in bands) + mask_bands
         pixels = window.height * window.width
         if not bands or not pixels or max(window.height, window.width) > self.limits.max_side:
             return 0
         by_bytes = (self.limits.max_bytes // pixels - self.limits.mask_bytes_per_pixel) // item_bytes
-        capacity = min(by_bytes, self.limits.max_bands // len(bands))
+        capacity = min(by_bytes, self.limits.max_bands // (len(bands) + mask_bands))
         return capacity if capacity >= PACKING_FACTOR else 0
 
     def requests_for(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> int:
@@ -154,56 +197,101 @@ class PixelSource:
         """
         shapes = []
         if self.packs(times, window, bands):
+            if self.masks:
+                dtypes = [self.dtypes[b] for b in bands]
+                masks = expressions.mask_band_count(len(bands))
+                for batch in self._packed_batches(times, window, bands):
+                    shapes.append(
+                        self._shape(COMPUTE_PIXELS, window, dtypes * len(batch), len(batch), masks * len(batch))
+                    )
+                return shapes
             virtual = [(position, band) for position in range(len(times)) for band in bands]
-            dtypes = [self.dtypes[band] for _, band in virtual]
-            for request in plan_requests(window, dtypes, None, self.limits):
+            all_dtypes = [self.dtypes[band] for _, band in virtual]
+            for request in plan_requests(window, all_dtypes, None, self.limits):
                 images = len(_members(request, virtual))
-                # A packed request of one image is fetched with getPixels (_fetch_packed).
-                method = COMPUTE_PIXELS if images > 1 else GET_PIXELS
-                shapes.append(self._shape(method, request.window, [dtypes[i] for i in request.bands], images))
+                # A packed request of one stored image is fetched with getPixels (_fetch_packed).
+                single = images == 1 and isinstance(self.member(times[_members(request, virtual)[0][0]]), str)
+                method = GET_PIXELS if single else COMPUTE_PIXELS
+                shapes.append(self._shape(method, request.window, [all_dtypes[i] for i in request.bands], images))
             return shapes
-        method = GET_PIXELS if self.expressions is None else COMPUTE_PIXELS
-        for _ in times:
+        for time in times:
+            stored = self.expressions is None and not self.masks and isinstance(self.member(time), str)
+            method = GET_PIXELS if stored else COMPUTE_PIXELS
             for request in self.plan(window, bands):
-                shapes.append(self._shape(method, request.window, [self.dtypes[b] for b in request.bands], 1))
+                masks = expressions.mask_band_count(len(request.bands)) if self.masks else 0
+                shapes.append(self._shape(method, request.window, [self.dtypes[b] for b in request.bands], 1, masks))
         return shapes
 
-    def _shape(self, method: str, window: Window, dtypes: Sequence[str], images: int) -> RequestShape:
+    def _shape(self, method: str, window: Window, dtypes: Sequence[str], images: int, masks: int = 0) -> RequestShape:
+        with_masks = [*dtypes, *["uint8"] * masks]
         pixels = window.height * window.width
-        pixel_bytes = pixels * sum(np.dtype(dtype).itemsize for dtype in dtypes)
-        limit_bytes = self.limits.request_bytes(window.height, window.width, dtypes)
+        pixel_bytes = pixels * sum(np.dtype(dtype).itemsize for dtype in with_masks)
+        limit_bytes = self.limits.request_bytes(window.height, window.width, with_masks)
         return RequestShape(method, window.height, window.width, images, pixel_bytes, limit_bytes)
+
+    def _packed_batches(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> list[range]:
+        """With masks, a packed read is whole images (time positions) per request, each request
+        over the whole window: ``packs`` made sure at least ``PACKING_FACTOR`` images fit."""
+        capacity = self.images_per_packed_request(window, bands)
+        return [range(start, min(len(times), start + capacity)) for start in range(0, len(times), capacity)]
 
     def start_read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> PendingRead:
         """Submit every request of the read to the process's fetch pool; returns at once."""
         bands = tuple(bands)
         if self.packs(times, window, bands):
-            submissions = self._submit_packed(times, window, bands)
+            if self.masks:
+                submissions = self._submit_packed_with_masks(times, window, bands)
+            else:
+                submissions = self._submit_packed(times, window, bands)
         else:
             submissions = self._submit_per_image(times, window, bands)
         return PendingRead(self, times, window, bands, submissions)
 
     def read(self, times: Sequence[int], window: Window, bands: Sequence[int]) -> dict[int, np.ndarray]:
-        """Pixels of ``bands`` as ``{band position: array (time, rows, cols)}``."""
+        """Pixels of ``bands`` as ``{band position: array (time, rows, cols)}``.
+
+        With ``masks`` the arrays are ``numpy.ma.MaskedArray`` (mask True = missing).
+        """
         return self.start_read(times, window, bands).result()
 
     # -- submission ---------------------------------------------------------------------
-    def _submit_per_image(
-        self, times: Sequence[int], window: Window, bands: tuple[int, ...]
-    ) -> list[tuple[Future, Window, list[Placement]]]:
+    def _submit_per_image(self, times: Sequence[int], window: Window, bands: tuple[int, ...]) -> list[Submission]:
         state = endpoint_state(self.config)
         client = self.client()
         submissions = []
         for position, time in enumerate(times):
             version = self.version_of([time])
+            member = self.member(time)
             for request in self.plan(window, bands):
                 band_ids = [self.band_ids[b] for b in request.bands]
                 dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
                 grid = self.grid.window(request.window)
-                if self.expressions is None:
-                    future = state.pool.submit(
-                        self._fetch_member, client, self.member(time), grid, band_ids, dtypes, version
+                placements = [(self.band_ids[b], position, b) for b in request.bands]
+                masks: list[MaskPlacement] = []
+                if self.masks:
+                    mask_names = expressions.mask_band_names(band_ids)
+                    bits = expressions.MASK_BITS
+                    masks = [
+                        (name, position, request.bands[slot * bits : (slot + 1) * bits])
+                        for slot, name in enumerate(mask_names)
+                    ]
+                    expression = (
+                        expressions.stored_with_masks(member, band_ids)
+                        if self.expressions is None
+                        else expressions.with_masks(json.loads(self.expressions[time]), band_ids)
                     )
+                    future = state.pool.submit(
+                        self._fetch_with_masks,
+                        client,
+                        expression,
+                        grid,
+                        [*band_ids, *mask_names],
+                        [*dtypes, *[np.dtype("uint8")] * len(mask_names)],
+                        f"computePixels of {self.images[time]} with masks",
+                        version,
+                    )
+                elif self.expressions is None:
+                    future = state.pool.submit(self._fetch_member, client, member, grid, band_ids, dtypes, version)
                 else:
                     future = state.pool.submit(
                         compute_pixels,
@@ -216,13 +304,10 @@ class PixelSource:
                         file_format=self.file_format,
                         version=version,
                     )
-                placements = [(self.band_ids[b], position, b) for b in request.bands]
-                submissions.append((future, request.window, placements))
+                submissions.append(Submission(future, request.window, placements, masks))
         return submissions
 
-    def _submit_packed(
-        self, times: Sequence[int], window: Window, bands: tuple[int, ...]
-    ) -> list[tuple[Future, Window, list[Placement]]]:
+    def _submit_packed(self, times: Sequence[int], window: Window, bands: tuple[int, ...]) -> list[Submission]:
         state = endpoint_state(self.config)
         client = self.client()
         virtual = [(position, band) for position in range(len(times)) for band in bands]
@@ -245,8 +330,73 @@ class PixelSource:
                 request.window,
                 [np.dtype(self.dtypes[b]) for _, bs in members for b in bs],
             )
-            submissions.append((future, request.window, placements))
+            submissions.append(Submission(future, request.window, placements))
         return submissions
+
+    def _submit_packed_with_masks(
+        self, times: Sequence[int], window: Window, bands: tuple[int, ...]
+    ) -> list[Submission]:
+        state = endpoint_state(self.config)
+        client = self.client()
+        band_ids = [self.band_ids[b] for b in bands]
+        dtypes = [np.dtype(self.dtypes[b]) for b in bands]
+        mask_count = expressions.mask_band_count(len(bands))
+        bits = expressions.MASK_BITS
+        submissions = []
+        for batch in self._packed_batches(times, window, bands):
+            images = [(self.member(times[position]), band_ids) for position in batch]
+            placements: list[Placement] = []
+            masks: list[MaskPlacement] = []
+            names: list[str] = []
+            for position, (data_names, mask_names) in zip(batch, expressions.packed_masked_band_ids(images)):
+                placements += [(name, position, band) for name, band in zip(data_names, bands)]
+                masks += [
+                    (name, position, bands[slot * bits : (slot + 1) * bits]) for slot, name in enumerate(mask_names)
+                ]
+                names += data_names + mask_names
+            future = state.pool.submit(
+                self._fetch_with_masks,
+                client,
+                expressions.packed_with_masks(images),
+                self.grid.window(window),
+                names,
+                [*dtypes, *[np.dtype("uint8")] * mask_count] * len(batch),
+                f"packed computePixels of {len(batch)} images with masks",
+                self.version_of([times[position] for position in batch]),
+            )
+            submissions.append(Submission(future, window, placements, masks))
+        return submissions
+
+    def _fetch_with_masks(
+        self,
+        client: RestClient,
+        expression: Expression,
+        grid: PixelGrid,
+        names: list[str],
+        dtypes: list[np.dtype],
+        what: str,
+        version: str | None = None,
+    ) -> dict[str, np.ndarray]:
+        try:
+            return compute_pixels(
+                client,
+                self.project_path,
+                expression,
+                grid,
+                names,
+                dtypes,
+                file_format=self.file_format,
+                what=what,
+                version=version,
+            )
+        except EarthEngineRequestError as error:
+            if error.status not in (404, 405, 501):
+                raise
+            raise ExactMasksUnavailableError(
+                f"{self.config.endpoint} does not evaluate expressions (computePixels answered {error.status}), "
+                "so masks cannot be fetched with the pixels; open with mask_and_scale=False for the values as "
+                "getPixels sends them (masked pixels as 0)"
+            ) from error
 
     def _fetch_member(
         self,
@@ -300,7 +450,7 @@ class PixelSource:
                     raise
                 with _no_packing_lock:
                     _no_packing.add(self.config.endpoint)
-        # One image, or an endpoint that does not pack: one request per time step, same placements.
+        # One image, or an endpoint that does not pack: getPixels per image, same placements.
         result: dict[str, np.ndarray] = {}
         cursor = 0
         for (image, band_ids), time in zip(images, times):
@@ -314,6 +464,11 @@ class PixelSource:
         return result
 
 
+def _missing(bits: np.ndarray, bit: int) -> np.ndarray:
+    """Where bit ``bit`` of the mask band ``bits`` is 0: the band is masked there."""
+    return (bits & np.uint8(1 << bit)) == 0
+
+
 class PendingRead:
     """The futures of one read; ``result()`` assembles them (and re-raises the first error)."""
 
@@ -323,7 +478,7 @@ class PendingRead:
         times: Sequence[int],
         window: Window,
         bands: tuple[int, ...],
-        submissions: list[tuple[Future, Window, list[Placement]]],
+        submissions: list[Submission],
     ) -> None:
         self.source = source
         self.times = times
@@ -346,22 +501,35 @@ class PendingRead:
             return self._result
 
     def _assemble(self) -> dict[int, np.ndarray]:
-        if len(self.submissions) == 1 and len(self.times) == 1 and self.submissions[0][1] == self.window:
+        masked = self.source.masks
+        if len(self.submissions) == 1 and len(self.times) == 1 and self.submissions[0].window == self.window:
             # One request is the whole read: its decoded bands (views into the writable
             # response buffer) are the result, without another copy.
-            future, _, placements = self.submissions[0]
-            fetched = future.result()
-            return {band: fetched[name][np.newaxis] for name, _, band in placements}
-        arrays = {
-            band: np.empty((len(self.times), *self.window.shape), dtype=self.source.dtypes[band]) for band in self.bands
-        }
-        for future, request_window, placements in self.submissions:
-            fetched = future.result()
-            rows, cols = request_window.relative_to(self.window).slices()
-            for name, position, band in placements:
+            submission = self.submissions[0]
+            fetched = submission.future.result()
+            result = {band: fetched[name][np.newaxis] for name, _, band in submission.placements}
+            if masked:
+                for name, _, slot_bands in submission.masks:
+                    bits = fetched[name][np.newaxis]
+                    for bit, band in enumerate(slot_bands):
+                        result[band] = np.ma.MaskedArray(result[band], _missing(bits, bit))
+            return result
+        shape = (len(self.times), *self.window.shape)
+        arrays = {band: np.empty(shape, dtype=self.source.dtypes[band]) for band in self.bands}
+        missing = {band: np.zeros(shape, dtype=bool) for band in self.bands} if masked else {}
+        for submission in self.submissions:
+            fetched = submission.future.result()
+            rows, cols = submission.window.relative_to(self.window).slices()
+            for name, position, band in submission.placements:
                 arrays[band][position, rows, cols] = fetched[name]
+            for name, position, slot_bands in submission.masks:
+                bits = fetched[name]
+                for bit, band in enumerate(slot_bands):
+                    missing[band][position, rows, cols] = _missing(bits, bit)
+        if masked:
+            return {band: np.ma.MaskedArray(arrays[band], missing[band]) for band in self.bands}
         return arrays
 
     def cancel(self) -> None:
-        for future, _, _ in self.submissions:
-            future.cancel()
+        for submission in self.submissions:
+            submission.future.cancel()

@@ -69,6 +69,101 @@ def packed_band_ids(images: Sequence[tuple[Member, Sequence[str]]]) -> list[str]
     return [f"{position}_{band}" for position, (_, bands) in enumerate(images) for band in bands]
 
 
+# -- exact masks: each image's bands followed by its mask bits --------------------------------------
+#
+# Earth Engine sends masked pixels as 0, so a valid 0 and a masked pixel look alike. An image
+# fetched "with masks" carries, after its bands, ``ceil(bands / 8)`` uint8 bands of mask bits:
+# bit ``i`` of mask band ``s`` is 1 where band ``8 * s + i`` is valid (its mask is not 0, as
+# getPixels counts a partly masked pixel as data). One request, one byte per pixel per 8 bands.
+
+MASK_BITS = 8
+
+
+def mask_band_count(band_count: int) -> int:
+    return -(-band_count // MASK_BITS)
+
+
+def mask_band_names(band_ids: Sequence[str]) -> list[str]:
+    """Names of the mask bands of ``band_ids``: ``eexarray_mask<s>``, with ``_`` added until none collides."""
+    prefix = "eexarray_mask"
+    while any(band.startswith(prefix) for band in band_ids):
+        prefix += "_"
+    return [f"{prefix}{slot}" for slot in range(mask_band_count(len(band_ids)))]
+
+
+def _image_constant(value: int) -> dict[str, Any]:
+    return _invoke("Image.constant", value=_constant(value))
+
+
+class _Values:
+    """The ``values`` table of an expression: shared nodes are stored once and referenced."""
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = dict(values or {})
+
+    def add(self, node: dict[str, Any]) -> dict[str, Any]:
+        key = str(len(self.values))
+        while key in self.values:
+            key += "_"
+        self.values[key] = node
+        return {"valueReference": key}
+
+
+def _with_mask_bands(values: _Values, image: dict[str, Any], band_ids: Sequence[str]) -> dict[str, Any]:
+    """``image``'s ``band_ids`` followed by their mask bands (a reference into ``values``)."""
+    selected = values.add(select_bands(image, band_ids))
+    mask = values.add(_invoke("Image.mask", image=selected))
+    result = selected
+    for slot, name in enumerate(mask_band_names(band_ids)):
+        bits: dict[str, Any] | None = None
+        for bit, position in enumerate(range(slot * MASK_BITS, min(len(band_ids), (slot + 1) * MASK_BITS))):
+            # Bands are picked by index: a band id is a regex to Image.select.
+            band_mask = _invoke("Image.select", input=mask, bandSelectors=_constant([position]))
+            valid = _invoke("Image.neq", image1=band_mask, image2=_image_constant(0))
+            term = valid if bit == 0 else _invoke("Image.multiply", image1=valid, image2=_image_constant(1 << bit))
+            bits = term if bits is None else _invoke("Image.add", image1=bits, image2=term)
+        assert bits is not None  # every mask band covers at least one band
+        named = _invoke("Image.rename", input=_invoke("Image.toUint8", value=bits), names=_constant([name]))
+        result = values.add(_invoke("Image.addBands", dstImg=result, srcImg=named))
+    return result
+
+
+def with_masks(expression: Expression, band_ids: Sequence[str]) -> Expression:
+    """A computed image's ``band_ids`` followed by their mask bands (see ``mask_band_names``)."""
+    values = _Values(expression["values"])
+    result = _with_mask_bands(values, {"valueReference": expression["result"]}, band_ids)
+    return {"result": result["valueReference"], "values": values.values}
+
+
+def _member_source(member: Member, band_ids: Sequence[str]) -> dict[str, Any]:
+    """The image a member reads: a stored image, or the mosaic of a day's images."""
+    return load_image(member) if isinstance(member, str) else member_image(member, band_ids)
+
+
+def stored_with_masks(member: Member, band_ids: Sequence[str]) -> Expression:
+    """A stored image's (or a mosaic's) ``band_ids`` followed by their mask bands."""
+    values = _Values()
+    result = _with_mask_bands(values, _member_source(member, band_ids), band_ids)
+    return {"result": result["valueReference"], "values": values.values}
+
+
+def packed_with_masks(images: Sequence[tuple[Member, Sequence[str]]]) -> Expression:
+    """``packed_time_series`` with each image's mask bands after its bands (``packed_masked_band_ids``)."""
+    values = _Values()
+    members = [_with_mask_bands(values, _member_source(member, bands), bands) for member, bands in images]
+    collection = _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": members}})
+    result = values.add(_invoke("ImageCollection.toBands", collection=collection))
+    return {"result": result["valueReference"], "values": values.values}
+
+
+def packed_masked_band_ids(images: Sequence[tuple[Member, Sequence[str]]]) -> list[tuple[list[str], list[str]]]:
+    """Per image of ``packed_with_masks``: the names of its bands and of its mask bands."""
+    return [
+        ([f"{position}_{band}" for band in bands], [f"{position}_{name}" for name in mask_band_names(bands)])
+        for position, (_, bands) in enumerate(images)
+    ]
+
+
 def validate_expression(value: Any) -> Expression:
     """A well-formed expression graph (``result`` names an entry of ``values``), else ValueError."""
     if not isinstance(value, dict) or set(value) - {"result", "values"} or "result" not in value:

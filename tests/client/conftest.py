@@ -76,9 +76,18 @@ def stats(server):
     return read
 
 
-def bands_fetched(needed: list[str], dataset_bands: list[str]) -> list[str]:
+def bands_fetched(needed: list[str], dataset_bands: list[str], masks: bool = False) -> list[str]:
     """The bands a compute of ``needed`` fetches: only those with dask's classic graphs; every
-    band of the Dataset under array query planning (narrowing.py's documented fallback)."""
+    band of the Dataset under array query planning (narrowing.py's documented fallback).
+    ``masks``: followed by their mask bands (``mask_and_scale=True``, the default)."""
     import dask.array as da
 
-    return list(dataset_bands) if da.array_expr_enabled() else list(needed)
+    bands = list(dataset_bands) if da.array_expr_enabled() else list(needed)
+    return with_masks(bands) if masks else bands
+
+
+def with_masks(bands: list[str]) -> list[str]:
+    """The band ids of a request with exact masks: the bands, then one mask band per 8 bands."""
+    from eexarray.planning.expressions import mask_band_names
+
+    return [*bands, *mask_band_names(bands)]

@@ -14,7 +14,7 @@ from eexarray.backend.metadata import MixedGridWarning
 from eexarray.geometry import PixelGrid
 from eexarray.server.images import InMemoryImage, ProceduralImage, ServerCollection, procedural_values
 
-from .conftest import MIXED_DTYPES, SMALL, UTM
+from .conftest import MIXED_DTYPES, SMALL, UTM, with_masks
 
 
 def expected(band, rows, cols, dtype, time=0):
@@ -22,12 +22,18 @@ def expected(band, rows, cols, dtype, time=0):
 
 
 def test_native_grid_pixel_exact_with_mixed_dtypes(server):
-    ds = xr.open_dataset("ee://test/mixed", engine="eexarray", endpoint=server.url, chunks={})
-    assert list(ds.data_vars) == ["u8", "i16", "f32", "f64"]
-    assert ds.sizes == {"y": 400, "x": 600}
-    for index, (name, dtype) in enumerate(zip(ds.data_vars, MIXED_DTYPES)):
-        assert ds[name].dtype == np.dtype(dtype)
-        np.testing.assert_array_equal(ds[name].values, expected(index, range(400), range(600), dtype))
+    raw = xr.open_dataset("ee://test/mixed", engine="eexarray", endpoint=server.url, chunks={}, mask_and_scale=False)
+    decoded = xr.open_dataset("ee://test/mixed", engine="eexarray", endpoint=server.url, chunks={})
+    assert list(raw.data_vars) == list(decoded.data_vars) == ["u8", "i16", "f32", "f64"]
+    assert raw.sizes == decoded.sizes == {"y": 400, "x": 600}
+    # decoded (the default): the smallest float holding every value exactly
+    floats = {"u8": "float32", "i16": "float32", "f32": "float32", "f64": "float64"}
+    for index, (name, dtype) in enumerate(zip(raw.data_vars, MIXED_DTYPES)):
+        assert raw[name].dtype == np.dtype(dtype)
+        assert decoded[name].dtype == np.dtype(floats[name])
+        truth = expected(index, range(400), range(600), dtype)
+        np.testing.assert_array_equal(raw[name].values, truth)
+        np.testing.assert_array_equal(decoded[name].values, truth.astype(floats[name]))
 
 
 def test_coordinates_are_pixel_centres_and_rioxarray_reads_the_crs(server):
@@ -82,8 +88,9 @@ def test_shifted_grid_integer_and_half_pixel(server):
         rows = np.floor((4200000 - centres_y) / 10).astype(int)
         values = expected(3, rows, cols, "float64")
         outside = (rows[:, None] < 0) | (rows[:, None] >= 400) | (cols[None, :] < 0) | (cols[None, :] >= 600)
-        values = np.where(outside, 0, values)
-        np.testing.assert_array_equal(ds.f64.values, values)
+        np.testing.assert_array_equal(ds.f64.values, np.where(outside, np.nan, values))  # outside: masked
+        raw = eexarray.open_dataset("test/mixed", endpoint=server.url, grid=grid, bands=["f64"], mask_and_scale=False)
+        np.testing.assert_array_equal(raw.f64.values, np.where(outside, 0, values))  # as getPixels sends it
 
 
 def test_rescaled_grid_samples_nearest(server):
@@ -100,8 +107,13 @@ def test_reprojected_grid_matches_rasterio(server):
     import rasterio.warp
     from rasterio.enums import Resampling
 
-    ds = eexarray.open_dataset("test/memory", endpoint=server.url, crs="EPSG:3857", scale=12.0, bands=["a"])
-    native = eexarray.open_dataset("test/memory", endpoint=server.url, bands=["a"], chunks=None).a.values
+    # native values, as GDAL compares them (masked pixels 0 = dst_nodata)
+    ds = eexarray.open_dataset(
+        "test/memory", endpoint=server.url, crs="EPSG:3857", scale=12.0, bands=["a"], mask_and_scale=False
+    )
+    native = eexarray.open_dataset(
+        "test/memory", endpoint=server.url, bands=["a"], chunks=None, mask_and_scale=False
+    ).a.values
     destination = np.zeros((ds.sizes["y"], ds.sizes["x"]), dtype="int16")
     transform = ds.rio.transform()
     rasterio.warp.reproject(
@@ -145,22 +157,29 @@ def test_multiple_native_grids_pick_the_finest_with_a_warning(server):
 def test_band_metadata_and_properties(server):
     ds = eexarray.open_dataset("test/memory", endpoint=server.url)
     assert ds.attrs["CLOUD"] == 3.5 and ds.attrs["NAME"] == "memory"
-    assert ds.a.attrs["missing_values"] == [-1.0]
-    assert ds.a.attrs["nodata"] == -1.0
-    assert ds.a.attrs["_FillValue"] == -1
-    assert ds.a.rio.nodata == -1
-    assert "precision" in ds.a.attrs["data_type"]
-    assert ds.a.attrs["pyramiding_policy"] in ("MEAN", "SAMPLE", "MIN", "MAX", "MODE", "MEDIAN")
+    band = ds.a.encoding["eexarray_band"]  # encoding, not attrs: derived variables must not inherit it
+    assert band["missing_values"] == [-1.0]
+    assert "precision" in band["data_type"]
+    assert band["pyramiding_policy"] in ("MEAN", "SAMPLE", "MIN", "MAX", "MODE", "MEDIAN")
+    assert ds.a.attrs == {}  # decoded: NaN is the only missing value, recorded as the fill to write back
+    assert np.isnan(ds.a.encoding["_FillValue"]) and np.isnan(ds.a.rio.nodata)
+    # native values: masked pixels (the -1s included: Earth Engine masks them) arrive as 0
+    raw = eexarray.open_dataset("test/memory", endpoint=server.url, mask_and_scale=False)
+    assert raw.a.attrs["nodata"] == 0 and raw.a.attrs["_FillValue"] == 0 and raw.a.rio.nodata == 0
+    assert "_FillValue" not in raw.a.encoding
 
 
 def test_mask_and_scale_turns_missing_into_nan(server):
-    raw = eexarray.open_dataset("test/masked", endpoint=server.url).B1.values
-    masked = eexarray.open_dataset("test/masked", endpoint=server.url, mask_and_scale=True).B1.values
+    raw = eexarray.open_dataset("test/masked", endpoint=server.url, mask_and_scale=False).B1.values
+    masked = eexarray.open_dataset("test/masked", endpoint=server.url).B1.values  # mask_and_scale=True
     assert raw.dtype == np.uint16 and masked.dtype == np.float32
     assert (raw[10:20, 30:50] == 0).all()
-    assert np.isnan(masked[10:20, 30:50]).all()
-    keep = raw != 0
-    np.testing.assert_array_equal(masked[keep], raw[keep].astype("float32"))
+    missing = np.zeros(raw.shape, dtype=bool)
+    missing[10:20, 30:50] = True
+    np.testing.assert_array_equal(np.isnan(masked), missing)  # exactly the masked window
+    assert (raw[~missing] == 0).sum() == 1  # pixel (0, 0) is a valid 0 ...
+    assert masked[0, 0] == 0  # ... and stays 0
+    np.testing.assert_array_equal(masked[~missing], raw[~missing].astype("float32"))
 
 
 def test_huge_asset_opens_lazily_and_reads_a_far_corner(server, stats):
@@ -213,7 +232,7 @@ def test_lazy_path_without_dask(server, stats):
     np.testing.assert_array_equal(values, expected(1, range(100, 110), range(200, 205, 2), "int16"))
     log = stats()["pixel_requests"]
     assert len(log) == 1
-    assert log[0]["bandIds"] == ["i16"]
+    assert log[0]["bandIds"] == with_masks(["i16"])
     assert (log[0]["width"], log[0]["height"]) == (5, 10)
 
 

@@ -10,7 +10,6 @@ import eexarray
 from eexarray.engine import source as source_module
 from eexarray.server.images import procedural_values
 from eexarray.transport import EarthEngineRequestError
-from tests.qp import FANCY_INDEX, dask_expr_gap
 
 from .conftest import bands_fetched
 
@@ -25,7 +24,7 @@ def test_isel_after_chunking_fetches_only_the_window(server, stats):
     np.testing.assert_array_equal(values, formula(1, range(100, 110), range(5, 25), "uint16"))
     log = stats()["pixel_requests"]
     assert [(e["width"], e["height"], e["bandIds"]) for e in log] == [
-        (20, 10, bands_fetched(["B2"], ["B1", "B2", "B3", "B4"]))
+        (20, 10, bands_fetched(["B2"], ["B1", "B2", "B3", "B4"], masks=True))
     ]
 
 
@@ -67,7 +66,11 @@ def test_packing_falls_back_to_getpixels_when_refused(server, stats, monkeypatch
 
     monkeypatch.setattr(source_module, "compute_pixels", refuse)
     monkeypatch.setattr(source_module, "_no_packing", set())
-    ds = eexarray.open_dataset("test/long", endpoint=server.url)
+    # Exact masks need computePixels: refused, the read fails and says what to do instead.
+    with pytest.raises(source_module.ExactMasksUnavailableError, match="mask_and_scale=False"):
+        eexarray.open_dataset("test/long", endpoint=server.url).nir.isel(y=0, x=0, time=slice(0, 40)).compute()
+    # Native values fall back to getPixels per image.
+    ds = eexarray.open_dataset("test/long", endpoint=server.url, mask_and_scale=False)
     series = ds.nir.isel(y=slice(0, 4), x=slice(0, 4), time=slice(0, 40)).compute()
     for time in (0, 39):
         np.testing.assert_array_equal(series.values[time], formula(1, range(4), range(4), "int16", time))
@@ -79,7 +82,7 @@ def test_packing_falls_back_to_getpixels_when_refused(server, stats, monkeypatch
 
 @pytest.mark.parametrize(
     "chunks",
-    [pytest.param({}, marks=dask_expr_gap(FANCY_INDEX, AttributeError)), None],  # image_id: a dask coordinate
+    [{}, None],  # image_id is a numpy coordinate: no dask fancy indexing, which query planning lacks
 )
 def test_integer_time_and_fancy_indices(server, chunks):
     ds = xr.open_dataset("ee://test/series", engine="eexarray", endpoint=server.url, chunks=chunks)

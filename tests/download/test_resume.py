@@ -87,7 +87,7 @@ def test_a_killed_zarr_download_resumes_with_only_the_missing_blocks(slow_server
         "dl/small", tmp_path / "whole.zarr", format="ZARR", endpoint=server.url, memory_limit=LIMIT, progress=False
     )
     resumed, uninterrupted = xr.open_zarr(out, mask_and_scale=False), xr.open_zarr(whole, mask_and_scale=False)
-    opened = eexarray.open_dataset("dl/small", endpoint=server.url).compute()
+    opened = eexarray.open_dataset("dl/small", endpoint=server.url, mask_and_scale=False).compute()
     for band in IMAGE_BANDS:
         np.testing.assert_array_equal(resumed[band].values, uninterrupted[band].values)
         np.testing.assert_array_equal(resumed[band].values, opened[band].values)
@@ -106,7 +106,7 @@ def test_a_complete_partial_store_is_finished_without_requests(server, tmp_path,
     counter = Counter(server)
     eexarray.download("dl/image", out, format="ZARR", bands=["a"], endpoint=server.url, progress=False)
     assert counter.pixels == 0 and out.is_dir()
-    opened = eexarray.open_dataset("dl/image", endpoint=server.url, bands=["a"]).compute()
+    opened = eexarray.open_dataset("dl/image", endpoint=server.url, bands=["a"], mask_and_scale=False).compute()
     np.testing.assert_array_equal(xr.open_zarr(out, mask_and_scale=False)["a"].values, opened["a"].values)
 
 

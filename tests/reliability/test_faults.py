@@ -15,7 +15,7 @@ from eexarray.transport.api import get_pixels
 
 from .conftest import SMALL_GRID, SOAK_FAULTS, catalog, dataset_hash
 
-CHUNKS = {"y": 256, "x": 512}  # 8 x 8 = 64 getPixels of 1 MiB each
+CHUNKS = {"y": 256, "x": 512}  # 8 x 8 = 64 getPixels of 1 MiB each (native values: getPixels)
 SMALL_WINDOW = SMALL_GRID.with_dimensions(64, 32)
 
 
@@ -24,9 +24,9 @@ def test_faulty_read_is_byte_identical_to_a_clean_read(fast_retry):
         eexarray.serve(catalog=catalog()) as clean,
         eexarray.serve(catalog=catalog(), faults=SOAK_FAULTS, seed=12) as faulty,
     ):
-        expected = eexarray.open_dataset("rel/soak", endpoint=clean.url, chunks=CHUNKS).compute()
+        expected = eexarray.open_dataset("rel/soak", endpoint=clean.url, mask_and_scale=False, chunks=CHUNKS).compute()
         before = eexarray.transport_stats()
-        got = eexarray.open_dataset("rel/soak", endpoint=faulty.url, chunks=CHUNKS).compute()
+        got = eexarray.open_dataset("rel/soak", endpoint=faulty.url, mask_and_scale=False, chunks=CHUNKS).compute()
         after = eexarray.transport_stats()
         served = faulty.stats()
     assert dataset_hash(got) == dataset_hash(expected)
@@ -49,7 +49,9 @@ def test_faulty_read_is_byte_identical_to_a_clean_read(fast_retry):
 def test_truncated_bodies_are_retried_never_returned(fast_retry):
     with eexarray.serve(catalog=catalog(), faults="truncate=0.5", seed=3) as faulty:
         before = eexarray.transport_stats()
-        ds = eexarray.open_dataset("rel/small", endpoint=faulty.url, chunks={"y": 32, "x": 64}).compute()
+        ds = eexarray.open_dataset(
+            "rel/small", endpoint=faulty.url, mask_and_scale=False, chunks={"y": 32, "x": 64}
+        ).compute()
         retries = eexarray.transport_stats()["retries"] - before["retries"]
         served = faulty.stats()
     assert served["faults"]["truncate"] >= 5
@@ -63,7 +65,7 @@ def test_truncated_bodies_are_retried_never_returned(fast_retry):
 def test_every_body_truncated_exhausts_retries_with_a_clear_error(fast_retry, file_format):
     with eexarray.serve(catalog=catalog()) as clean, eexarray.serve(catalog=catalog(), faults="truncate=1") as faulty:
         # Metadata from the clean server; pixels from the faulty one, through the transport.
-        assert eexarray.open_dataset("rel/small", endpoint=clean.url).u.shape == (128, 256)
+        assert eexarray.open_dataset("rel/small", endpoint=clean.url, mask_and_scale=False).u.shape == (128, 256)
         client = RestClient(ConnectionConfig.create(faulty.url))
         with pytest.raises(RetriesExhaustedError) as caught:
             get_pixels(

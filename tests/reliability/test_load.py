@@ -59,7 +59,9 @@ def test_server_in_flight_never_exceeds_the_client_cap():
     cap = 8
     with eexarray.serve(catalog=catalog(), latency_ms=5, max_concurrency=cap) as capped:
         # The server also refuses beyond the cap (429): a client that respects it never sees one.
-        ds = eexarray.open_dataset("rel/soak", endpoint=capped.url, chunks={"y": 128, "x": 256}, max_concurrency=cap)
+        ds = eexarray.open_dataset(
+            "rel/soak", endpoint=capped.url, chunks={"y": 128, "x": 256}, max_concurrency=cap, mask_and_scale=False
+        )  # native values: integer sums, exact
         parts = [ds.a.isel(y=slice(512 * k, 512 * (k + 1))) for k in range(4)] + [ds.c.isel(x=slice(0, 1024))]
         with ThreadPoolExecutor(len(parts)) as pool:  # five computes at once, each with its own prefetcher
             sums = list(pool.map(lambda part: float(part.compute().values.sum()), parts))

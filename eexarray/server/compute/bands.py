@@ -11,7 +11,9 @@ Composites read their inputs in row strips so a stack of many images stays bound
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +36,27 @@ def masked(values: np.ndarray, mask: Any = False) -> np.ma.MaskedArray:
     return np.ma.MaskedArray(values, np.broadcast_to(np.asarray(mask, bool), values.shape).copy())
 
 
+# Stored bands already read on a grid during one computePixels request (see ``shared_reads``).
+_reads: contextvars.ContextVar[dict[tuple[int, PixelGrid], np.ma.MaskedArray] | None] = contextvars.ContextVar(
+    "eexarray_server_reads", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within the block, a stored band read twice on one grid is read once (then copied).
+
+    An expression often uses a band twice: its values and its mask (``Image.mask``), an
+    NDVI's bands in two operations. Reading the stored pixels again (a resampling, a
+    procedural or landscape computation) would double the request's work.
+    """
+    token = _reads.set({})
+    try:
+        yield
+    finally:
+        _reads.reset(token)
+
+
 @dataclass(frozen=True, eq=False)
 class AssetSource:
     """Band ``index`` of a stored image."""
@@ -42,8 +65,15 @@ class AssetSource:
     index: int
 
     def read(self, grid: PixelGrid) -> np.ma.MaskedArray:
-        band = read_on_grid(self.image, [self.index], grid)[0]
-        return masked(np.ma.getdata(band), np.ma.getmaskarray(band))
+        cache = _reads.get()
+        key = (id(self), grid)
+        band = cache.get(key) if cache is not None else None
+        if band is None:
+            band = read_on_grid(self.image, [self.index], grid)[0]
+            if cache is not None:
+                cache[key] = band
+        # A copy each time: the operations downstream may write into what they are given.
+        return masked(np.ma.getdata(band).copy(), np.ma.getmaskarray(band))
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,6 +18,7 @@ from eexarray.geometry import InvalidCrsError, InvalidGridError, PixelGrid
 from eexarray.geometry.grid import crs_from_rest
 from eexarray.server.catalog import Catalog
 from eexarray.server.compute import values as v
+from eexarray.server.compute.bands import shared_reads
 from eexarray.server.compute.service import evaluate
 from eexarray.server.errors import invalid_argument
 from eexarray.server.pixel_request import (
@@ -66,7 +67,8 @@ def compute_pixels(catalog: Catalog, body: Any) -> ComputedPixels:
     check_size([band.pixel_type.dtype for band in bands], grid)
     request = PixelRequest(tuple(positions), grid, file_format, visualization)
     try:
-        arrays = [band.source.read(grid) for band in bands]
+        with shared_reads():
+            arrays = [band.source.read(grid) for band in bands]
     except RecursionError:  # e.g. an iterate that chained thousands of operations on one band
         raise invalid_argument("The image is computed through too many nested operations.") from None
     band_ids = [band.id for band in bands]
