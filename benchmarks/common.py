@@ -152,6 +152,63 @@ class TransportLimitClient:
             return sum(future.result() for future in [pool.submit(fetch, window) for window in windows])
 
 
+@dataclass
+class ReplayLimitClient:
+    """The transport limit of any read: the exact (URL, body) requests a client made, posted
+    again from the same number of threads, each response only read into one buffer."""
+
+    requests: Sequence[tuple[str, bytes]]
+    concurrency: int
+
+    def read(self) -> int:
+        local = threading.local()
+
+        def fetch(request: tuple[str, bytes]) -> int:
+            session = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+            url, body = request
+            headers = {"Content-Type": "application/json"}
+            with session.post(url, data=body, headers=headers, timeout=300, stream=True) as response:
+                response.raise_for_status()
+                size = int(response.headers["Content-Length"])
+                buffer = memoryview(bytearray(size))
+                filled = 0
+                while filled < size:
+                    count = response.raw.readinto(buffer[filled:])
+                    if not count:
+                        raise OSError(f"body cut short: {filled} of {size} bytes")
+                    filled += count
+            return filled
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return sum(future.result() for future in [pool.submit(fetch, r) for r in self.requests])
+
+
+def recorded_pixel_requests(function: Callable[[], Any]) -> tuple[Any, list[tuple[str, bytes]]]:
+    """Run ``function`` and return its value and the (URL, JSON body) of every pixel request it
+    posted through eexarray's transport (to replay them as the transport limit)."""
+    import json
+
+    from eexarray.transport.http import RestClient
+
+    recorded: list[tuple[str, bytes]] = []
+    lock = threading.Lock()
+    original = RestClient.post_bytes
+
+    def recording(self: Any, path: str, body: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            recorded.append((self.config.url(path), json.dumps(body).encode()))
+        return original(self, path, body, *args, **kwargs)
+
+    RestClient.post_bytes = recording  # type: ignore[method-assign]
+    try:
+        value = function()
+    finally:
+        RestClient.post_bytes = original  # type: ignore[method-assign]
+    return value, recorded
+
+
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     value = function()

@@ -305,7 +305,7 @@ def test_modis_sinusoidal_asset_reads_pixel_exact_and_requests_keep_sr_org_6974(
     asset = requests.get(f"{grids_server.url}/v1/projects/earthengine-public/assets/MOD09GA", timeout=10).json()
     assert asset["bands"][0]["grid"]["crsCode"] == "SR-ORG:6974"  # the local server answers as Earth Engine does
     ds = eexarray.open_dataset("MOD09GA", endpoint=grids_server.url, chunks={"y": 20, "x": 30})
-    assert ds.sur_refl_b01.attrs["native_crs"] == "SR-ORG:6974"
+    assert ds.sur_refl_b01.encoding["eexarray_band"]["native_crs"] == "SR-ORG:6974"
     assert ds.rio.crs == rasterio.crs.CRS.from_proj4("+proj=sinu +R=6371007.181 +units=m")
     np.testing.assert_array_equal(ds.sur_refl_b01.values, MODIS_VALUES)
     assert len(sent_grids) == 4 and {grid["crsCode"] for grid in sent_grids} == {"SR-ORG:6974"}
@@ -363,7 +363,7 @@ def test_asset_wkt_goes_back_verbatim(grids_server, sent_grids):
     import pyproj
 
     same = eexarray.open_dataset("laea", endpoint=grids_server.url, crs=pyproj.CRS.from_wkt(LAEA_WKT1))
-    assert same.v.attrs["native_crs"] == LAEA_WKT1 and same.sizes == {"y": 400, "x": 600}
+    assert same.v.encoding["eexarray_band"]["native_crs"] == LAEA_WKT1 and same.sizes == {"y": 400, "x": 600}
     same.v[:2, :2].compute()
     assert sent_grids[-1]["crsWkt"] == LAEA_WKT1
     # A computed image: getInfo's crs is that WKT, and computePixels gets it back verbatim.

@@ -22,12 +22,17 @@ def formula(band, rows, cols, dtype, time=0):
     return procedural_values(band, np.asarray(rows)[:, None], np.asarray(cols)[None, :], time, dtype)
 
 
+# Native values (getPixels where no expression is needed); the default, exact masks, is
+# test_plan_counts_with_exact_masks below.
+NATIVE = {"mask_and_scale": False}
+
+
 def mixed(url, **kwargs):
-    return eexarray.open_dataset("test/mixed", endpoint=url, chunks={"y": 100, "x": 100}, **kwargs)
+    return eexarray.open_dataset("test/mixed", endpoint=url, chunks={"y": 100, "x": 100}, **{**NATIVE, **kwargs})
 
 
 def long(url, **kwargs):
-    return eexarray.open_dataset("test/long", endpoint=url, **kwargs)
+    return eexarray.open_dataset("test/long", endpoint=url, **{**NATIVE, **kwargs})
 
 
 # name -> (how to get the Dataset from the server url, expected getPixels, expected computePixels)
@@ -49,17 +54,42 @@ CASES = {
     "collection window": (lambda url: long(url).isel(time=slice(0, 200), y=slice(0, 400)), 0, 4),
     "one image of a collection": (lambda url: long(url).isel(time=7), 1, 0),
     "computed image": (
-        lambda url: eexarray.open_dataset(ndvi_expression("test/series/00004"), endpoint=url, chunks={"x": 300}),
+        lambda url: eexarray.open_dataset(
+            ndvi_expression("test/series/00004"), endpoint=url, chunks={"x": 300}, **NATIVE
+        ),
         0,
         2,
     ),
     # chunks=None: each variable is loaded by itself (one packed request each)
     "lazily indexed": (
-        lambda url: xr.open_dataset("ee://test/long", engine="eexarray", endpoint=url).isel(y=5, x=slice(3, 6)),
+        lambda url: xr.open_dataset("ee://test/long", engine="eexarray", endpoint=url, **NATIVE).isel(
+            y=5, x=slice(3, 6)
+        ),
         0,
         2,
     ),
 }
+
+
+@pytest.mark.parametrize(
+    "make, compute_pixels",
+    [
+        (lambda url: mixed(url, mask_and_scale=True), 24),
+        (lambda url: mixed(url, mask_and_scale=True).isel(x=[5, 350], y=slice(0, 10)), 2),
+        (lambda url: long(url, mask_and_scale=True).isel(y=slice(0, 64), x=slice(0, 64)), 2),
+        (lambda url: long(url, mask_and_scale=True).isel(time=7), 1),
+    ],
+    ids=["image", "list of columns", "packed series", "one image of a collection"],
+)
+def test_plan_counts_with_exact_masks(server, stats, make, compute_pixels):
+    """The default (exact masks): every request is a computePixels, as many as plan() says."""
+    ds = make(server.url)
+    requests.post(f"{server.url}/_stats/reset", timeout=10).raise_for_status()
+    plan = ds.eexarray.plan()
+    assert (plan.get_pixels, plan.compute_pixels) == (0, compute_pixels)
+    ds.compute()
+    counts = stats()["requests"]
+    assert (counts.get("getPixels", 0), counts.get("computePixels", 0)) == (0, compute_pixels)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -168,7 +198,9 @@ def test_cli_plan_prints_the_table_and_json(server, capsys):
     assert "getPixels" in out and "24" in out
     assert main(["plan", "test/long", "--endpoint", server.url, "--isel", "x=0:64,y=0:64", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert (plan["get_pixels"], plan["compute_pixels"], plan["packed_images"]) == (0, 1, 500)
+    # The default, exact masks: each image carries a mask band next to its 2 bands, so the
+    # 1,024-band limit holds 341 images per request, not 512: 2 requests.
+    assert (plan["get_pixels"], plan["compute_pixels"], plan["packed_images"]) == (0, 2, 500)
 
 
 def test_cli_plan_refuses_bad_selections(server, capsys):
