@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import eexarray
+from eexarray.backend.metadata import MixedGridWarning
 from eexarray.server import procedural_values
 from eexarray.transport import RetryPolicy, set_default_retry_policy
 from eexarray.transport.errors import AssetNotAccessibleError, AssetNotFoundError, EarthEngineRequestError
@@ -143,6 +144,18 @@ class ClientContract:
             np.testing.assert_array_equal(window[band_id].values, expected_window(index, "float64", rows, cols))
         assert endpoint.count("valueCompute") >= 1 and endpoint.count("computePixels") >= 1
         assert endpoint.count("getPixels") == get_pixels_before
+
+    def test_open_every_band_of_a_computed_image_with_a_sheared_band(self, endpoint):
+        """The recorded S1 scene has a 21 x 10 px sheared ``angle`` band: the finest grid wins, with a warning."""
+        info = recorded_info()
+        grid = grid_of_info_band(info["bands"][0])
+        with pytest.warns(MixedGridWarning, match="'VV'"):
+            ds = self.open(endpoint, load_expression(COMPUTED_IMAGE_ID))
+        assert list(ds.data_vars) == [band["id"] for band in info["bands"]]
+        assert dict(ds.sizes) == {"y": grid.height, "x": grid.width}
+        assert [ds[band["id"]].dtype for band in info["bands"]] == [
+            np.dtype(dtype_of_pixel_type(band["data_type"])) for band in info["bands"]
+        ]
 
     # --- errors ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import requests
 from tests.conformance.endpoints import (
     COLLECTION_FILTER,
     COMPUTED_IMAGE_ID,
+    ERRORS,
     LocalEndpoint,
     recorded_image,
     recorded_info,
@@ -124,3 +125,20 @@ def test_get_info_has_the_recorded_shape(local):
         assert local_band["crs_transform"] == pytest.approx(recorded_band["crs_transform"])
     assert info["id"] == recorded["id"]
     assert isinstance(info["version"], int)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "params"),
+    [
+        ("not_found", "/v1/projects/earthengine-public/assets/no/such/asset", {}),
+        ("bad_request", "/v1/projects/earthengine-public/assets/collection:listAssets", {"filter": "string_field = "}),
+    ],
+)
+def test_error_bodies_have_the_recorded_shape(local, kind, path, params):
+    recorded = ERRORS[kind]
+    response = requests.get(f"{local.url}{path}", params=params, timeout=30)
+    assert response.status_code == recorded["status"]
+    body = response.json()
+    assert shape_differences(recorded["body"], body) == []
+    assert set(body["error"]) <= {"code", "message", "status", "details"}
+    assert body["error"]["code"] == recorded["status"] and body["error"]["message"]
