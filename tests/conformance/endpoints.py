@@ -7,8 +7,8 @@
 * ``ReplayEndpoint``: ``tests.conformance.replay.ReplayServer`` fed the recordings.
 
 Both expose what a scenario needs: the URL, the project, request counts by method, a
-way to get a 429 on the next request, and whether the implementation can refuse a
-readable asset with 403.
+way to get a 429 on the next request, whether that 429 carries ``Retry-After``, and how
+many listing pages the filtered collection takes.
 """
 
 from __future__ import annotations
@@ -137,8 +137,6 @@ def mirror_catalog() -> list[Any]:
 class Endpoint(Protocol):
     url: str
     project: str
-    #: whether the implementation can answer 403 for an asset (the local server has no permissions)
-    has_permissions: bool
     #: whether a 429 of this implementation carries Retry-After
     sends_retry_after: bool
     #: listAssets requests the filtered collection listing takes
@@ -166,7 +164,6 @@ class LocalEndpoint:
     url: str
     server: Any
     project: str = PROJECT
-    has_permissions: bool = False
     sends_retry_after: bool = False
     listing_pages: int = 1  # pageSize 1000 holds the whole listing
 
@@ -192,7 +189,6 @@ class ReplayEndpoint:
     url: str
     replay: ReplayServer
     project: str = PROJECT
-    has_permissions: bool = True
     sends_retry_after: bool = True
     listing_pages: int = sum(
         1 for exchange in COLLECTION_FIXTURE["exchanges"] if exchange["path"].endswith(":listAssets")

@@ -28,10 +28,17 @@ BAND_IDS = ("u8", "i16", "u16", "f32", "f64")
 TOKEN = "gdal-token"
 
 
+# 8-bit RGB: what GDAL's AUTO encoding fetches as PNG; 2000 x 1500 px has exact 1/4 overviews.
+RGB_GRID = PixelGrid("EPSG:32610", Affine(10, 0, 500000, 0, -10, 4200000), 2000, 1500)
+
+
 @pytest.fixture(scope="module")
 def server():
-    image = ProceduralImage("conformance/gdal", GRID, dtypes=DTYPES, band_ids=BAND_IDS)
-    with serve(catalog=[image], token=TOKEN) as running:
+    catalog = [
+        ProceduralImage("conformance/gdal", GRID, dtypes=DTYPES, band_ids=BAND_IDS),
+        ProceduralImage("conformance/rgb", RGB_GRID, dtypes=("uint8",) * 3, band_ids=("r", "g", "b")),
+    ]
+    with serve(catalog=catalog, token=TOKEN) as running:
         yield running
 
 
@@ -90,3 +97,21 @@ def test_gdal_reads_its_own_recorded_image_from_the_replay():
             np.testing.assert_array_equal(window, expected(2, "uint16", rows, cols))  # B9: band 2 of the recording
         pixel_requests = [record for record in replay.replay.requests if record["path"].endswith(":getPixels")]
         assert pixel_requests and all(record["version"] == "v1alpha" for record in pixel_requests)
+
+
+def test_gdal_reads_png_and_overviews_pixel_exact(server):
+    """AUTO fetches 8-bit RGB as PNG; a 1/4 overview read is the formula at the sampled pixel centres
+    (a ProceduralImage has no pyramids: the server samples the native pixel under each output centre)."""
+    server.reset_stats()
+    with open_eedai(server.url, "conformance/rgb") as ds:
+        assert ds.overviews(1) == [2, 4, 8]
+        full = ds.read(window=((0, 20), (0, 30)))
+        coarse = ds.read(out_shape=(3, RGB_GRID.height // 4, RGB_GRID.width // 4))
+    for band in range(3):
+        np.testing.assert_array_equal(full[band], expected(band, "uint8", slice(0, 20), slice(0, 30)))
+        centres_rows = np.arange(RGB_GRID.height // 4)[:, None] * 4 + 2
+        centres_cols = np.arange(RGB_GRID.width // 4)[None, :] * 4 + 2
+        np.testing.assert_array_equal(coarse[band], procedural_values(band, centres_rows, centres_cols, 0, "uint8"))
+    records = server.stats()["pixel_requests"]
+    assert {record["fileFormat"] for record in records} == {"PNG"}
+    assert any(record["width"] == 256 and record["height"] == 256 for record in records)
