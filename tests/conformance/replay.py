@@ -34,11 +34,13 @@ import json
 import threading
 import time
 import urllib.parse
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.errors import NotGeoreferencedWarning
 
 from eexarray.server import procedural_values
 
@@ -263,8 +265,7 @@ class ReplayServer:
         if request.get("fileFormat") == "NPY":
             return Answer(200, _npy(values), "application/octet-stream")
         if request.get("fileFormat") == "GEO_TIFF":
-            crs = grid.get("crsCode") or next(iter(bands.values())).crs
-            return Answer(200, _geotiff(values, crs, affine), "image/tiff")
+            return Answer(200, _geotiff(values), "image/tiff")
         return self.recordings.error("bad_request")
 
 
@@ -316,31 +317,28 @@ def _npy(values: dict[str, np.ndarray]) -> bytes:
     return out.getvalue()
 
 
-def _geotiff(values: dict[str, np.ndarray], crs: str, affine: dict[str, Any]) -> bytes:
-    import rasterio
-    from affine import Affine
+def _geotiff(values: dict[str, np.ndarray]) -> bytes:
+    """A GeoTIFF shaped like the one GDAL's EEDAI autotest answers getPixels with (a plain
+    GTiff copy of an in-memory dataset): one dtype for all bands, no band descriptions and
+    no georeferencing. A client must take the bands in request order and the grid it asked for."""
     from rasterio.io import MemoryFile
 
     dtype = np.result_type(*values.values())
     first = next(iter(values.values()))
-    transform = Affine(
-        *(float(affine.get(k, 0)) for k in ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY"))
-    )
     profile = {
         "driver": "GTiff",
         "width": first.shape[1],
         "height": first.shape[0],
         "count": len(values),
         "dtype": dtype,
-        "crs": rasterio.crs.CRS.from_user_input(crs),
-        "transform": transform,
     }
-    with MemoryFile() as memory:
-        with memory.open(**profile) as dataset:
-            for number, (band_id, pixels) in enumerate(values.items(), start=1):
-                dataset.write(pixels.astype(dtype), number)
-                dataset.set_band_description(number, band_id)
-        return bytes(memory.read())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile() as memory:
+            with memory.open(**profile) as dataset:
+                for number, pixels in enumerate(values.values(), start=1):
+                    dataset.write(pixels.astype(dtype), number)
+            return bytes(memory.read())
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
