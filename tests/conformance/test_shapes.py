@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 
@@ -142,3 +143,15 @@ def test_error_bodies_have_the_recorded_shape(local, kind, path, params):
     assert shape_differences(recorded["body"], body) == []
     assert set(body["error"]) <= {"code", "message", "status", "details"}
     assert body["error"]["code"] == recorded["status"] and body["error"]["message"]
+
+
+def test_the_replay_writes_npy_as_gdal_recorded_it():
+    """The header GDAL's EEDAI autotest (test_eedai_2) sends for bands B1, B9 of 38 x 39 px, verbatim."""
+    from tests.conformance.replay import _npy
+
+    gdal_header = b"{'descr': [('B1', '<u2'), ('B9', '<u2')], 'fortran_order': False, 'shape': (39, 38), }"
+    pixels = {"B1": np.full((39, 38), 12345, "uint16"), "B9": np.full((39, 38), 23456, "uint16")}
+    body = _npy(pixels)
+    assert body[:8] == b"\x93NUMPY\x01\x00"
+    assert body[8:10] == len(gdal_header).to_bytes(2, "little") and body[10 : 10 + len(gdal_header)] == gdal_header
+    assert body[10 + len(gdal_header) :] == (np.array([12345, 23456], "<u2").tobytes() * (38 * 39))
