@@ -160,7 +160,9 @@ def fetch_images(
     if asset_type == "IMAGE":
         if options.start or options.end or options.filter:
             raise ValueError(f"start/end/filter apply to image collections; {asset.get('id', name)!r} is an IMAGE")
-        return asset, [asset]
+        # The image is the asset asked for: a getAsset answer without "name" (GDAL's EEDAI test
+        # recordings have none; tests/conformance) is named as requested.
+        return asset, [{"name": name, **asset}]
     if asset_type != "IMAGE_COLLECTION":
         raise ValueError(f"{asset.get('id', name)!r} is a {asset_type}; {what} needs an IMAGE or IMAGE_COLLECTION")
     collection = asset.get("id", name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import struct
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -262,7 +263,7 @@ def decode_geotiff(
     content: bytes | bytearray, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
     """A GeoTIFF body -> one 2-D array per band (bands in request order, checked by description)."""
-    from rasterio.errors import RasterioError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
     from rasterio.io import MemoryFile
 
     if not (content.startswith(b"II") or content.startswith(b"MM")):
@@ -270,14 +271,20 @@ def decode_geotiff(
     try:
         # rasterio's MemoryFile takes bytes only (the transport reads into a bytearray).
         # GTiff only: a body in another format (a VRT names other files) is not opened.
-        with MemoryFile(bytes(content)) as memory, memory.open(driver="GTiff") as dataset:
-            if dataset.count != len(band_ids) or (dataset.height, dataset.width) != tuple(shape):
-                raise CorruptResponseError(
-                    f"GeoTIFF holds {dataset.count} bands of {dataset.height}x{dataset.width}, "
-                    f"expected {len(band_ids)} of {shape[0]}x{shape[1]}"
-                )
-            _check_descriptions(dataset.descriptions, band_ids)
-            stack = dataset.read()
+        # The grid is the one requested, not the file's: a body without georeferencing (as
+        # in GDAL's EEDAI tests; tests/conformance) is fine and must not warn the user.
+        with MemoryFile(bytes(content)) as memory:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                dataset = memory.open(driver="GTiff")
+            with dataset:
+                if dataset.count != len(band_ids) or (dataset.height, dataset.width) != tuple(shape):
+                    raise CorruptResponseError(
+                        f"GeoTIFF holds {dataset.count} bands of {dataset.height}x{dataset.width}, "
+                        f"expected {len(band_ids)} of {shape[0]}x{shape[1]}"
+                    )
+                _check_descriptions(dataset.descriptions, band_ids)
+                stack = dataset.read()
     except CorruptResponseError:
         raise
     except (RasterioError, ValueError, OSError) as error:
