@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
 from collections.abc import Hashable
 from typing import Any
 
@@ -51,6 +52,8 @@ class OpenedAsset:
             file_format=options.file_format,
             expressions=resolved.expressions,
             mosaics=resolved.mosaics,
+            # One name per open: computations that had to split remember their working size under it.
+            split_scope=uuid.uuid4().hex,
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)

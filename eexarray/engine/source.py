@@ -16,6 +16,10 @@ Three ways to fetch, chosen per read:
 * same-day mosaics (``groupby``): a time step of several stored images is one
   ``computePixels`` of their ``ImageCollection.mosaic``, or one member of a packed read,
   so grouping never adds requests.
+
+Every ``computePixels`` (computed images, mosaics, packed reads) that Earth Engine answers
+with "User memory limit exceeded." or "Computation timed out." splits itself into fewer
+packed images or window halves and remembers the size that worked (``engine/splitting.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eexarray.engine.splitting import SplitRequest, is_too_heavy
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
 from eexarray.planning.expressions import Member
@@ -63,6 +68,9 @@ class PixelSource:
     packing: str = "auto"
     # groupby: per time step, the stored images mosaicked into it (last on top) by the server.
     mosaics: tuple[tuple[str, ...], ...] | None = None
+    # Computed requests found too heavy remember the size that worked under this name (one
+    # opened Dataset; engine/splitting.py), kept by every selection of it.
+    split_scope: str = ""
 
     @property
     def project_path(self) -> str:
@@ -131,20 +139,12 @@ class PixelSource:
             for request in self.plan(window, bands):
                 band_ids = [self.band_ids[b] for b in request.bands]
                 dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
-                grid = self.grid.window(request.window)
                 if self.expressions is None:
-                    future = state.pool.submit(self._fetch_member, client, self.member(time), grid, band_ids, dtypes)
-                else:
                     future = state.pool.submit(
-                        compute_pixels,
-                        client,
-                        self.project_path,
-                        json.loads(self.expressions[time]),
-                        grid,
-                        band_ids,
-                        dtypes,
-                        file_format=self.file_format,
+                        self._fetch_member, client, self.member(time), request.window, band_ids, dtypes
                     )
+                else:
+                    future = state.pool.submit(self._fetch_computed, client, time, request.window, band_ids, dtypes)
                 placements = [(self.band_ids[b], position, b) for b in request.bands]
                 submissions.append((future, request.window, placements))
         return submissions
@@ -186,23 +186,53 @@ class PixelSource:
         self,
         client: RestClient,
         member: Member,
-        grid: PixelGrid,
+        window: Window,
         band_ids: Sequence[str],
         dtypes: Sequence[np.dtype],
     ) -> dict[str, np.ndarray]:
-        """One time step on ``grid``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
+        """One time step on ``window``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
         if isinstance(member, str):
+            grid = self.grid.window(window)
             return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format)
-        return compute_pixels(
-            client,
-            self.project_path,
-            expressions.mosaic_image(member, band_ids),
-            grid,
-            band_ids,
-            dtypes,
-            file_format=self.file_format,
-            what=f"computePixels of a mosaic of {len(member)} images, {grid.width}x{grid.height} px",
+        expression = expressions.mosaic_image(member, band_ids)
+        return self._split_computed(client, expression, window, band_ids, dtypes, f"a mosaic of {len(member)} images")
+
+    def _fetch_computed(
+        self, client: RestClient, time: int, window: Window, band_ids: Sequence[str], dtypes: Sequence[np.dtype]
+    ) -> dict[str, np.ndarray]:
+        """One time step of a computed image (its expression) on ``window``."""
+        expression = json.loads(self.expressions[time])  # type: ignore[index]
+        return self._split_computed(client, expression, window, band_ids, dtypes, "a computed image")
+
+    # -- computed requests that split themselves (engine/splitting.py) --------------------------
+    def _split_computed(
+        self,
+        client: RestClient,
+        expression: dict,
+        window: Window,
+        band_ids: Sequence[str],
+        dtypes: Sequence[np.dtype],
+        what: str,
+    ) -> dict[str, np.ndarray]:
+        """``computePixels`` of one image on ``window``, in window halves if Earth Engine finds it too heavy."""
+
+        def fetch(part: Window, first: int, stop: int) -> dict[str, np.ndarray]:
+            grid = self.grid.window(part)
+            return compute_pixels(
+                client,
+                self.project_path,
+                expression,
+                grid,
+                band_ids,
+                dtypes,
+                file_format=self.file_format,
+                what=f"computePixels of {what}, {grid.width}x{grid.height} px",
+            )
+
+        request = SplitRequest(
+            fetch, [list(band_ids)], dict(zip(band_ids, dtypes)), self.split_scope, f"computePixels of {what}"
         )
+        return request.run(window)
 
     def _fetch_packed(
         self,
@@ -212,22 +242,53 @@ class PixelSource:
         window: Window,
         dtypes: list[np.dtype],
     ) -> dict[str, np.ndarray]:
+        """The packed request; too heavy for Earth Engine, it splits into fewer images, then window halves."""
+        groups: list[list[str]] = []
+        starts: list[int] = []
+        cursor = 0
+        for _, band_ids in images:
+            starts.append(cursor)
+            groups.append(names[cursor : cursor + len(band_ids)])
+            cursor += len(band_ids)
+
+        def fetch(part: Window, first: int, stop: int) -> dict[str, np.ndarray]:
+            lo, hi = starts[first], starts[first] + sum(len(group) for group in groups[first:stop])
+            return self._fetch_packed_once(client, images[first:stop], names[lo:hi], part, dtypes[lo:hi])
+
+        what = f"packed computePixels of {len(images)} images"
+        request = SplitRequest(fetch, groups, dict(zip(names, dtypes)), self.split_scope, what)
+        return request.run(window)
+
+    def _fetch_packed_once(
+        self,
+        client: RestClient,
+        images: list[tuple[Member, list[str]]],
+        names: list[str],
+        window: Window,
+        dtypes: list[np.dtype],
+    ) -> dict[str, np.ndarray]:
+        """One packed request (or per-image requests when it holds one image, or packing is refused);
+        results keyed by ``names``."""
         grid = self.grid.window(window)
         if len(images) > 1 and self.config.endpoint not in _no_packing:
+            # Band names as toBands gives them for this request, then renamed to ``names``
+            # (a split request numbers its images from 0 again).
+            packed = expressions.packed_band_ids(images)
             try:
-                return compute_pixels(
+                fetched = compute_pixels(
                     client,
                     self.project_path,
                     expressions.packed_time_series(images),
                     grid,
-                    names,
+                    packed,
                     dtypes,
                     file_format=self.file_format,
                     what=f"packed computePixels of {len(images)} images",
                 )
+                return {name: fetched[band] for name, band in zip(names, packed)}
             except EarthEngineRequestError as error:
-                if error.status not in (400, 404, 405, 501):
-                    raise
+                if error.status not in (400, 404, 405, 501) or is_too_heavy(error):
+                    raise  # too heavy: the caller splits it; packing itself works
                 with _no_packing_lock:
                     _no_packing.add(self.config.endpoint)
         # One image, or an endpoint that does not pack: one request per time step, same placements.
@@ -235,7 +296,7 @@ class PixelSource:
         cursor = 0
         for image, band_ids in images:
             count = len(band_ids)
-            fetched = self._fetch_member(client, image, grid, band_ids, dtypes[cursor : cursor + count])
+            fetched = self._fetch_member(client, image, window, band_ids, dtypes[cursor : cursor + count])
             for name, band_id in zip(names[cursor : cursor + count], band_ids):
                 result[name] = fetched[band_id]
             cursor += count
