@@ -36,6 +36,15 @@ def float_dtype_for(dtype: str) -> str:
     return "float32" if np.dtype(dtype).itemsize <= 2 and np.dtype(dtype).kind in "uif" else "float64"
 
 
+def resampling_of(resolved: ResolvedAsset, mode: str) -> str:
+    """The resampling reads need: ``mode`` when the output grid is not the native lattice of
+    every band (Earth Engine resamples only pixels computed off their native grid), else
+    nearest, so native-aligned reads stay plain getPixels."""
+    if mode == "nearest" or all(resolved.grid.offset_in(band.grid) is not None for band in resolved.bands):
+        return "nearest"
+    return mode
+
+
 class OpenedAsset:
     """State shared by the variables of one open: the source and its dask arrays per layout."""
 
@@ -54,6 +63,7 @@ class OpenedAsset:
             mosaics=resolved.mosaics,
             # One name per open: computations that had to split remember their working size under it.
             split_scope=uuid.uuid4().hex,
+            resampling=resampling_of(resolved, options.resampling),
         )
         grid = resolved.grid
         rows, cols = auto_tile_shape(grid.height, grid.width, self.source.dtypes)
@@ -168,6 +178,7 @@ class OpenedAsset:
             source.band_ids,
             source.dtypes,
             source.file_format,
+            source.resampling,  # the same window resampled otherwise holds other values
             layout,
             bands,
             self.options.mask_and_scale,

@@ -71,6 +71,9 @@ class PixelSource:
     # Computed requests found too heavy remember the size that worked under this name (one
     # opened Dataset; engine/splitting.py), kept by every selection of it.
     split_scope: str = ""
+    # Not "nearest": the grid is not the native one and Earth Engine resamples every image with
+    # Image.resample(mode), so all reads are computePixels (set only for such grids; OpenedAsset).
+    resampling: str = "nearest"
 
     @property
     def project_path(self) -> str:
@@ -191,17 +194,22 @@ class PixelSource:
         dtypes: Sequence[np.dtype],
     ) -> dict[str, np.ndarray]:
         """One time step on ``window``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
-        if isinstance(member, str):
+        if isinstance(member, str) and self.resampling == "nearest":
             grid = self.grid.window(window)
             return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format)
-        expression = expressions.mosaic_image(member, band_ids)
-        return self._split_computed(client, expression, window, band_ids, dtypes, f"a mosaic of {len(member)} images")
+        if isinstance(member, str):
+            expression = expressions.stored_image(member, band_ids, self.resampling)
+            what = f"{member} resampled ({self.resampling})"
+        else:
+            expression = expressions.mosaic_image(member, band_ids, self.resampling)
+            what = f"a mosaic of {len(member)} images"
+        return self._split_computed(client, expression, window, band_ids, dtypes, what)
 
     def _fetch_computed(
         self, client: RestClient, time: int, window: Window, band_ids: Sequence[str], dtypes: Sequence[np.dtype]
     ) -> dict[str, np.ndarray]:
         """One time step of a computed image (its expression) on ``window``."""
-        expression = json.loads(self.expressions[time])  # type: ignore[index]
+        expression = expressions.resampled(json.loads(self.expressions[time]), self.resampling)  # type: ignore[index]
         return self._split_computed(client, expression, window, band_ids, dtypes, "a computed image")
 
     # -- computed requests that split themselves (engine/splitting.py) --------------------------
@@ -278,7 +286,7 @@ class PixelSource:
                 fetched = compute_pixels(
                     client,
                     self.project_path,
-                    expressions.packed_time_series(images),
+                    expressions.packed_time_series(images, self.resampling),
                     grid,
                     packed,
                     dtypes,

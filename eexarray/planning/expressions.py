@@ -38,30 +38,57 @@ def _from_images(images: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": list(images)}})
 
 
-def member_image(member: Member, band_ids: Sequence[str]) -> dict[str, Any]:
+def resample(image: dict[str, Any], mode: str) -> dict[str, Any]:
+    """``Image.resample(image, mode)`` ("bilinear" or "bicubic"); "nearest" leaves ``image`` as it is
+    (Earth Engine's default needs no call)."""
+    if mode == "nearest":
+        return image
+    return _invoke("Image.resample", image=image, mode=_constant(mode))
+
+
+def stored_image(asset_id: str, band_ids: Sequence[str], resampling: str = "nearest") -> Expression:
+    """``band_ids`` of a stored image, resampled by ``resampling``, as an expression for ``computePixels``."""
+    return {"result": "0", "values": {"0": resample(select_bands(load_image(asset_id), band_ids), resampling)}}
+
+
+def resampled(expression: Expression, mode: str) -> Expression:
+    """A computed image's expression with ``Image.resample(mode)`` around its result."""
+    if mode == "nearest":
+        return expression
+    values = dict(expression["values"])
+    key = "eexarray_resampled"
+    while key in values:
+        key += "_"
+    values[key] = resample({"valueReference": expression["result"]}, mode)
+    return {"result": key, "values": values}
+
+
+def member_image(member: Member, band_ids: Sequence[str], resampling: str = "nearest") -> dict[str, Any]:
     """``band_ids`` of one time step: the stored image, or ``ImageCollection.mosaic`` of its images
-    (later images drawn over earlier ones where they are not masked)."""
+    (later images drawn over earlier ones where they are not masked). With ``resampling`` other than
+    nearest, every stored image is resampled before it is mosaicked (Earth Engine resamples images
+    in their own projection; a mosaic has none)."""
     if isinstance(member, str):
-        return select_bands(load_image(member), band_ids)
+        return resample(select_bands(load_image(member), band_ids), resampling)
     if len(member) == 1:
-        return select_bands(load_image(member[0]), band_ids)
-    layers = [select_bands(load_image(asset), band_ids) for asset in member]
+        return resample(select_bands(load_image(member[0]), band_ids), resampling)
+    layers = [resample(select_bands(load_image(asset), band_ids), resampling) for asset in member]
     return _invoke("ImageCollection.mosaic", collection=_from_images(layers))
 
 
-def mosaic_image(assets: Sequence[str], band_ids: Sequence[str]) -> Expression:
+def mosaic_image(assets: Sequence[str], band_ids: Sequence[str], resampling: str = "nearest") -> Expression:
     """The mosaic of ``assets`` (last on top) as an expression for ``computePixels``."""
-    return {"result": "0", "values": {"0": member_image(tuple(assets), band_ids)}}
+    return {"result": "0", "values": {"0": member_image(tuple(assets), band_ids, resampling)}}
 
 
-def packed_time_series(images: Sequence[tuple[Member, Sequence[str]]]) -> Expression:
+def packed_time_series(images: Sequence[tuple[Member, Sequence[str]]], resampling: str = "nearest") -> Expression:
     """One image holding ``bands`` of each ``(member, bands)`` in order (a member: an asset id, or
-    the asset ids of a mosaic).
+    the asset ids of a mosaic), each resampled by ``resampling``.
 
     ``ImageCollection.toBands`` names the bands ``<k>_<band>``, ``k`` being the image's
     position in ``ImageCollection.fromImages`` (its ``system:index``).
     """
-    members = [member_image(member, bands) for member, bands in images]
+    members = [member_image(member, bands, resampling) for member, bands in images]
     return {"result": "0", "values": {"0": _invoke("ImageCollection.toBands", collection=_from_images(members))}}
 
 

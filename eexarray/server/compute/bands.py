@@ -36,13 +36,15 @@ def masked(values: np.ndarray, mask: Any = False) -> np.ma.MaskedArray:
 
 @dataclass(frozen=True, eq=False)
 class AssetSource:
-    """Band ``index`` of a stored image."""
+    """Band ``index`` of a stored image; ``mode``: how pixels off its native grid are computed
+    (``Image.resample``: "bilinear"/"bicubic"; else nearest)."""
 
     image: ServerImage
     index: int
+    mode: str = "nearest"
 
     def read(self, grid: PixelGrid) -> np.ma.MaskedArray:
-        band = read_on_grid(self.image, [self.index], grid)[0]
+        band = read_on_grid(self.image, [self.index], grid, self.mode)[0]
         return masked(np.ma.getdata(band), np.ma.getmaskarray(band))
 
 
