@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 
 import eexarray
 from eexarray.geometry import PixelGrid
-from eexarray.server.images import InMemoryImage, procedural_collection
+from eexarray.server.images import InMemoryImage, ServerCollection, procedural_collection
 
 UTM = "EPSG:32610"
 NATIVE = PixelGrid(UTM, Affine(10, 0, 500000, 0, -10, 4200000), 64, 48)
@@ -20,6 +20,16 @@ ROWS, COLS = np.mgrid[0:48, 0:64].astype("float64")
 # Smooth: a few pixels per wiggle at most, so every kernel is far from aliasing.
 SMOOTH = 100 * np.sin(COLS / 9.0) * np.cos(ROWS / 13.0) + 0.5 * ROWS + 0.2 * COLS
 LINEAR = 3 * ROWS + 2 * COLS  # value at the pixel centre: 3 * (y - 0.5) + 2 * (x - 0.5) in pixel units
+# Two images of one solar day (UTC-8 near 123 W), valid on overlapping halves, never 0 where valid.
+LEFT = np.ma.MaskedArray(SMOOTH + 500, COLS >= 40)
+RIGHT = np.ma.MaskedArray(2 * SMOOTH + 1000, COLS < 24)
+SAME_DAY = ServerCollection(
+    "test/day",
+    [
+        InMemoryImage("test/day/a", {"v": LEFT}, NATIVE, "2021-05-01T19:00:00Z"),
+        InMemoryImage("test/day/b", {"v": RIGHT}, NATIVE, "2021-05-02T03:00:00Z"),
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +39,7 @@ def server():
         InMemoryImage("test/linear", {"v": LINEAR}, NATIVE),
         InMemoryImage("test/pyramid", {"v": SMOOTH}, NATIVE, pyramids=True),
         procedural_collection("test/series", NATIVE, 6, dtypes=("uint16",), band_ids=("b",)),
+        SAME_DAY,
     ]
     with eexarray.serve(catalog=images) as running:
         yield running
@@ -176,3 +187,20 @@ def test_a_computed_image_is_resampled_around_its_result(server, stats):
     assert not np.array_equal(
         computed.v.values, 2 * eexarray.open_dataset("test/smooth", endpoint=server.url, bands=["v"], scale=4).v.values
     )
+
+
+def test_a_same_day_mosaic_resamples_each_image_before_mosaicking(server, stats):
+    grid = PixelGrid(UTM, Affine(3, 0, 500001, 0, -3, 4199999), 150, 100)
+    day = eexarray.open_dataset("test/day", endpoint=server.url, grid=grid, groupby="solar_day", resampling="bilinear")
+    assert day.sizes["time"] == 1
+    mosaic = day.v.values[0]
+    assert stats().get("getPixels") is None
+    # Each image interpolated on its own (masked pixels come back as 0), the later one on top.
+    a, b = (
+        eexarray.open_dataset(f"test/day/{name}", endpoint=server.url, grid=grid, resampling="bilinear").v.values
+        for name in ("a", "b")
+    )
+    assert (a != 0).any() and (b != 0).any() and ((a != 0) & (b != 0)).any()
+    np.testing.assert_array_equal(mosaic, np.where(b != 0, b, a))
+    nearest = eexarray.open_dataset("test/day", endpoint=server.url, grid=grid, groupby="solar_day")
+    assert not np.array_equal(mosaic, nearest.v.values[0])

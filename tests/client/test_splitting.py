@@ -182,3 +182,38 @@ def test_the_memo_keeps_the_smallest_working_size_per_scope():
     memo.record("b", 1, 1)
     memo.record("c", 1, 1)  # capacity 2: the oldest scope is forgotten
     assert memo.get("a") == WorkingSize() and memo.get("c") == WorkingSize(1, 1)
+
+
+def test_computation_timed_out_splits_the_same_way(tight, monkeypatch):
+    # The local server only says "User memory limit exceeded."; Earth Engine's other heavy-work
+    # answer, 400 "Computation timed out." (gee-community/geemap#1790), is given by a stand-in.
+    import eexarray.engine.source as source_module
+
+    sizes = []
+
+    def timing_out(client, project, expression, grid, band_ids, dtypes, *, file_format="NPY", what=""):
+        sizes.append((grid.height, grid.width))
+        if grid.height * grid.width > 1_000:
+            raise EarthEngineRequestError(what, status=400, server_message="Computation timed out.", request=what)
+        col, row = ~SMALL.transform * (grid.transform.c, grid.transform.f)
+        rows, cols = np.mgrid[round(row) : round(row) + grid.height, round(col) : round(col) + grid.width]
+        return {band_ids[0]: (rows * 1000 + cols).astype("float64")}
+
+    monkeypatch.setattr(source_module, "compute_pixels", timing_out)
+    expression = canonical({"result": "0", "values": {"0": band_of("test/mixed", "f64")}})
+    source = PixelSource(
+        config=ConnectionConfig(endpoint=tight.url),
+        images=("computed",),
+        grid=SMALL,
+        band_ids=("f64",),
+        dtypes=("float64",),
+        expressions=(expression,),
+        split_scope="timed-out",
+    )
+    values = source.read([0], Window(10, 50, 100, 150), [0])[0][0]
+    rows, cols = np.mgrid[10:50, 100:150]
+    np.testing.assert_array_equal(values, rows * 1000 + cols)
+    assert sizes == [(40, 50), (40, 25), (40, 25)]
+    sizes.clear()
+    source.read([0], Window(50, 90, 100, 150), [0])  # straight to the size that worked
+    assert sizes == [(40, 25), (40, 25)]
