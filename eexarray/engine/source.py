@@ -17,7 +17,11 @@ Three ways to fetch, chosen per read:
   ``computePixels`` of their ``ImageCollection.mosaic``, or one member of a packed read,
   so grouping never adds requests.
 
-Every ``computePixels`` (computed images, mosaics, packed reads) that Earth Engine answers
+With ``resampling`` "bilinear"/"bicubic" (set only when the grid is not the native one),
+every image is wrapped in ``Image.resample``, so stored images are read by ``computePixels``
+too (packed reads, mosaics and computed images carry it inside their expressions).
+
+Every ``computePixels`` (computed images, mosaics, packed or resampled reads) that Earth Engine answers
 with "User memory limit exceeded." or "Computation timed out." splits itself into fewer
 packed images or window halves and remembers the size that worked (``engine/splitting.py``).
 """
@@ -193,7 +197,8 @@ class PixelSource:
         band_ids: Sequence[str],
         dtypes: Sequence[np.dtype],
     ) -> dict[str, np.ndarray]:
-        """One time step on ``window``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
+        """One time step on ``window``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic
+        or of a resampled image."""
         if isinstance(member, str) and self.resampling == "nearest":
             grid = self.grid.window(window)
             return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format)
