@@ -39,6 +39,7 @@ def open_dataset(
     region: Sequence[float] | dict[str, Any] | GeometryLike | None = None,
     grid: PixelGrid | dict[str, Any] | None = None,
     max_pixels_per_side: int | None = None,
+    resampling: Literal["nearest", "bilinear", "bicubic"] = "nearest",
     start: str | dt.date | np.datetime64 | None = None,
     end: str | dt.date | np.datetime64 | None = None,
     filter: str | None = None,
@@ -74,6 +75,7 @@ def open_dataset(
         region: GeoJSON geometry dict, shapely geometry, or `(west, south, east, north)`, in EPSG:4326
         grid: a `PixelGrid` or a REST PixelGrid dict; exclusive with `crs`/`scale`/`resolution`/`region`
         max_pixels_per_side: largest output grid side in pixels; also caps tiles per band at 10^6 x (this / 2^20)^2
+        resampling: `bilinear`/`bicubic`: interpolated by the service off the native grid (`Image.resample`)
         start: collections: keep images whose `startTime` is at or after this date (ISO 8601, e.g. `2021-06-01`)
         end: collections: keep images whose `startTime` is before this date (exclusive)
         filter: collections: an AIP-160 filter, e.g. `properties.CLOUDY_PIXEL_PERCENTAGE < 20`

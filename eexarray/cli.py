@@ -36,6 +36,12 @@ def _add_serve(subparsers: Any) -> None:
     parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (else 401)")
     parser.add_argument("--max-concurrency", type=int, default=None, help="answer 429 beyond this many in flight")
     parser.add_argument("--max-body-bytes", type=int, default=None, help="largest accepted request body")
+    parser.add_argument(
+        "--compute-budget",
+        type=int,
+        default=None,
+        help="answer computePixels 400 'User memory limit exceeded.' beyond this many output pixels x images",
+    )
     parser.set_defaults(run=_run_serve)
 
 
@@ -55,6 +61,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             token=args.token,
             max_concurrency=args.max_concurrency,
             max_body_bytes=DEFAULT_MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes,
+            compute_budget=args.compute_budget,
         )
     except (ValueError, OSError) as error:
         print(f"eexarray serve: {error}", file=sys.stderr)

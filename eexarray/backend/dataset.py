@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
 from collections.abc import Hashable
 from typing import Any
 
@@ -46,6 +47,15 @@ def float_dtype_for(dtype: str) -> str:
     return "float32" if small else "float64"
 
 
+def resampling_of(resolved: ResolvedAsset, mode: str) -> str:
+    """The resampling reads need: ``mode`` when the output grid is not the native lattice of
+    every band (Earth Engine resamples only pixels computed off their native grid), else
+    nearest, so native-aligned reads stay plain getPixels."""
+    if mode == "nearest" or all(resolved.grid.offset_in(band.grid) is not None for band in resolved.bands):
+        return "nearest"
+    return mode
+
+
 class OpenedAsset:
     """State shared by the variables of one open: the source and its dask arrays per layout."""
 
@@ -65,6 +75,9 @@ class OpenedAsset:
             request_cache=options.request_cache,
             versions=resolved.versions or None,
             masks=options.mask_and_scale,  # decoded values need exact masks (fetched with the pixels)
+            # One name per open: computations that had to split remember their working size under it.
+            split_scope=uuid.uuid4().hex,
+            resampling=resampling_of(resolved, options.resampling),
         )
         grid = resolved.grid
         dtypes = self.source.dtypes
@@ -183,6 +196,7 @@ class OpenedAsset:
             source.band_ids,
             source.dtypes,
             source.file_format,
+            source.resampling,  # the same window resampled otherwise holds other values
             layout,
             bands,
             self.options.mask_and_scale,

@@ -50,6 +50,7 @@ FILE_FORMATS = ("NPY", "GEO_TIFF")
 # much later, out of memory; the cap refuses it at open with the numbers.
 MAX_PIXELS_PER_SIDE = 2**20
 GROUPBY_MODES = ("solar_day",)
+RESAMPLING_MODES = ("nearest", "bilinear", "bicubic")
 # A collection listed without any filter stops past this many images (Sentinel-2 has millions).
 DEFAULT_MAX_IMAGES = 5000
 Bounds = tuple[float, float, float, float]
@@ -133,6 +134,11 @@ def max_images_from_text(text: str | None) -> Any:
         return int(text)
     except ValueError:
         raise ValueError(f"--max-images {text!r} is not a number of images (or 'none' for no limit)") from None
+
+
+def resampling_from_text(text: str | None) -> str:
+    """``--resampling``: nearest, bilinear or bicubic; not given: nearest (validated by parse_options)."""
+    return "nearest" if text is None else text.strip().lower()
 
 
 # -- the definition -------------------------------------------------------------------------------------
@@ -232,6 +238,19 @@ OPEN_OPTIONS: tuple[OptionSpec, ...] = (
         "`1048576` (2^20)",
         "pixels",
         cli=CliFlag(type=int, metavar="N"),
+    ),
+    OptionSpec(
+        "resampling",
+        'Literal["nearest", "bilinear", "bicubic"]',
+        "nearest",
+        "`bilinear`/`bicubic`: interpolated by the service off the native grid (`Image.resample`)",
+        '`"nearest"` (native-aligned reads are never resampled)',
+        "pixels",
+        cli=CliFlag(
+            "nearest, bilinear or bicubic, for grids other than the native one",
+            metavar="MODE",
+            parse=resampling_from_text,
+        ),
     ),
     OptionSpec(
         "start",
@@ -483,6 +502,7 @@ class OpenOptions:
     region: Bounds | None = None  # west, south, east, north in EPSG:4326
     grid: PixelGrid | None = None
     max_pixels_per_side: int | None = None  # None: MAX_PIXELS_PER_SIDE (see side_limit)
+    resampling: str = "nearest"  # one of RESAMPLING_MODES
     start: str | None = None  # RFC 3339, inclusive
     end: str | None = None  # RFC 3339, exclusive
     filter: str | None = None
@@ -761,6 +781,12 @@ def parse_options(**values: Any) -> OpenOptions:
     start, end, filter = given["start"], given["end"], given["filter"]
     mask_and_scale, file_format = given["mask_and_scale"], given["file_format"]
     properties, groupby, max_images = given["properties"], given["groupby"], given["max_images"]
+    resampling = given["resampling"]
+    if not isinstance(resampling, str) or resampling not in RESAMPLING_MODES:
+        raise ValueError(
+            f"resampling={resampling!r} is not supported; use one of {list(RESAMPLING_MODES)} "
+            "(Earth Engine's Image.resample modes, and nearest neighbour, its default)"
+        )
     if grid is not None and any(v is not None for v in (crs, scale, resolution, region)):
         raise ValueError(
             "grid is exclusive with crs/scale/resolution/region: pass either a full grid or crs/scale/region"
@@ -819,6 +845,7 @@ def parse_options(**values: Any) -> OpenOptions:
         region=parsed_region,
         grid=parsed_grid,
         max_pixels_per_side=int(max_pixels_per_side) if max_pixels_per_side is not None else None,
+        resampling=resampling,
         start=start_text,
         end=end_text,
         filter=filter,

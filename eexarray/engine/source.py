@@ -23,6 +23,15 @@ planning/expressions.py): a read returns masked arrays, so a masked pixel is nev
 a number and a valid 0 is never missing. Same number of requests (stored images:
 computePixels instead of getPixels, packing alike); each request holds one more
 byte per pixel and image per 8 bands, which the planning counts.
+
+With ``resampling`` "bilinear"/"bicubic" (set only when the grid is not the native one),
+every image is wrapped in ``Image.resample``, so stored images are read by ``computePixels``
+too (packed reads, mosaics and computed images carry it inside their expressions).
+
+Every ``computePixels`` (computed images, mosaics, masked, packed or resampled reads) that
+Earth Engine answers with "User memory limit exceeded." or "Computation timed out." splits
+itself into fewer packed images or window halves and remembers the size that worked
+(``engine/splitting.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eexarray.engine.splitting import SplitRequest, is_too_heavy
 from eexarray.geometry import PixelGrid, Window
 from eexarray.planning import DEFAULT_LIMITS, PlannedRequest, RequestLimits, expressions, plan_requests
 from eexarray.planning.expressions import Expression, Member
@@ -129,6 +139,12 @@ class PixelSource:
     # an image without a known version is never answered from the cache.
     request_cache: RequestCache | None = None
     versions: tuple[str | None, ...] | None = None
+    # Computed requests found too heavy remember the size that worked under this name (one
+    # opened Dataset; engine/splitting.py), kept by every selection of it.
+    split_scope: str = ""
+    # Not "nearest": the grid is not the native one and Earth Engine resamples every image with
+    # Image.resample(mode), so all reads are computePixels (set only for such grids; OpenedAsset).
+    resampling: str = "nearest"
 
     @property
     def project_path(self) -> str:
@@ -210,12 +226,21 @@ class PixelSource:
             for request in plan_requests(window, all_dtypes, None, self.limits):
                 images = len(_members(request, virtual))
                 # A packed request of one stored image is fetched with getPixels (_fetch_packed).
-                single = images == 1 and isinstance(self.member(times[_members(request, virtual)[0][0]]), str)
+                single = (
+                    images == 1
+                    and self.resampling == "nearest"
+                    and isinstance(self.member(times[_members(request, virtual)[0][0]]), str)
+                )
                 method = GET_PIXELS if single else COMPUTE_PIXELS
                 shapes.append(self._shape(method, request.window, [all_dtypes[i] for i in request.bands], images))
             return shapes
         for time in times:
-            stored = self.expressions is None and not self.masks and isinstance(self.member(time), str)
+            stored = (
+                self.expressions is None
+                and not self.masks
+                and self.resampling == "nearest"
+                and isinstance(self.member(time), str)
+            )
             method = GET_PIXELS if stored else COMPUTE_PIXELS
             for request in self.plan(window, bands):
                 masks = expressions.mask_band_count(len(request.bands)) if self.masks else 0
@@ -265,7 +290,6 @@ class PixelSource:
             for request in self.plan(window, bands):
                 band_ids = [self.band_ids[b] for b in request.bands]
                 dtypes = [np.dtype(self.dtypes[b]) for b in request.bands]
-                grid = self.grid.window(request.window)
                 placements = [(self.band_ids[b], position, b) for b in request.bands]
                 masks: list[MaskPlacement] = []
                 if self.masks:
@@ -276,33 +300,37 @@ class PixelSource:
                         for slot, name in enumerate(mask_names)
                     ]
                     expression = (
-                        expressions.stored_with_masks(member, band_ids)
+                        expressions.stored_with_masks(member, band_ids, self.resampling)
                         if self.expressions is None
-                        else expressions.with_masks(json.loads(self.expressions[time]), band_ids)
+                        else expressions.with_masks(
+                            expressions.resampled(json.loads(self.expressions[time]), self.resampling), band_ids
+                        )
                     )
                     future = state.pool.submit(
-                        self._fetch_with_masks,
+                        self._split_computed,
                         client,
                         expression,
-                        grid,
+                        request.window,
                         [*band_ids, *mask_names],
                         [*dtypes, *[np.dtype("uint8")] * len(mask_names)],
-                        f"computePixels of {self.images[time]} with masks",
+                        f"{self.images[time]} with masks",
                         version,
                     )
                 elif self.expressions is None:
-                    future = state.pool.submit(self._fetch_member, client, member, grid, band_ids, dtypes, version)
-                else:
                     future = state.pool.submit(
-                        compute_pixels,
+                        self._fetch_member, client, member, request.window, band_ids, dtypes, version
+                    )
+                else:
+                    expression = expressions.resampled(json.loads(self.expressions[time]), self.resampling)
+                    future = state.pool.submit(
+                        self._split_computed,
                         client,
-                        self.project_path,
-                        json.loads(self.expressions[time]),
-                        grid,
+                        expression,
+                        request.window,
                         band_ids,
                         dtypes,
-                        file_format=self.file_format,
-                        version=version,
+                        "a computed image",
+                        version,
                     )
                 submissions.append(Submission(future, request.window, placements, masks))
         return submissions
@@ -339,58 +367,76 @@ class PixelSource:
         state = endpoint_state(self.config)
         client = self.client()
         band_ids = [self.band_ids[b] for b in bands]
-        dtypes = [np.dtype(self.dtypes[b]) for b in bands]
-        mask_count = expressions.mask_band_count(len(bands))
         bits = expressions.MASK_BITS
         submissions = []
         for batch in self._packed_batches(times, window, bands):
             images = [(self.member(times[position]), band_ids) for position in batch]
             placements: list[Placement] = []
             masks: list[MaskPlacement] = []
-            names: list[str] = []
             for position, (data_names, mask_names) in zip(batch, expressions.packed_masked_band_ids(images)):
                 placements += [(name, position, band) for name, band in zip(data_names, bands)]
                 masks += [
                     (name, position, bands[slot * bits : (slot + 1) * bits]) for slot, name in enumerate(mask_names)
                 ]
-                names += data_names + mask_names
             future = state.pool.submit(
-                self._fetch_with_masks,
+                self._fetch_packed_with_masks,
                 client,
-                expressions.packed_with_masks(images),
-                self.grid.window(window),
-                names,
-                [*dtypes, *[np.dtype("uint8")] * mask_count] * len(batch),
-                f"packed computePixels of {len(batch)} images with masks",
-                self.version_of([times[position] for position in batch]),
+                images,
+                [times[position] for position in batch],
+                window,
+                [np.dtype(self.dtypes[b]) for b in bands],
             )
             submissions.append(Submission(future, window, placements, masks))
         return submissions
 
-    def _fetch_with_masks(
+    # -- fetching (in the pool's threads) -----------------------------------------------------
+    def _fetch_member(
+        self,
+        client: RestClient,
+        member: Member,
+        window: Window,
+        band_ids: Sequence[str],
+        dtypes: Sequence[np.dtype],
+        version: str | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One time step on ``window``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic
+        or of a resampled image."""
+        if isinstance(member, str) and self.resampling == "nearest":
+            grid = self.grid.window(window)
+            return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format, version=version)
+        if isinstance(member, str):
+            expression = expressions.stored_image(member, band_ids, self.resampling)
+            what = f"{member} resampled ({self.resampling})"
+        else:
+            expression = expressions.mosaic_image(member, band_ids, self.resampling)
+            what = f"a mosaic of {len(member)} images"
+        return self._split_computed(client, expression, window, band_ids, dtypes, what, version)
+
+    def _compute_once(
         self,
         client: RestClient,
         expression: Expression,
         grid: PixelGrid,
-        names: list[str],
-        dtypes: list[np.dtype],
+        names: Sequence[str],
+        dtypes: Sequence[np.dtype],
         what: str,
-        version: str | None = None,
+        version: str | None,
     ) -> dict[str, np.ndarray]:
+        """One ``computePixels``; with exact masks, an endpoint that cannot evaluate it is a clear error."""
         try:
             return compute_pixels(
                 client,
                 self.project_path,
                 expression,
                 grid,
-                names,
-                dtypes,
+                list(names),
+                list(dtypes),
                 file_format=self.file_format,
                 what=what,
                 version=version,
             )
         except EarthEngineRequestError as error:
-            if error.status not in (404, 405, 501):
+            if not self.masks or error.status not in (404, 405, 501):
                 raise
             raise ExactMasksUnavailableError(
                 f"{self.config.endpoint} does not evaluate expressions (computePixels answered {error.status}), "
@@ -398,29 +444,35 @@ class PixelSource:
                 "getPixels sends them (masked pixels as 0)"
             ) from error
 
-    def _fetch_member(
+    # -- computed requests that split themselves (engine/splitting.py) --------------------------
+    def _split_computed(
         self,
         client: RestClient,
-        member: Member,
-        grid: PixelGrid,
-        band_ids: Sequence[str],
+        expression: Expression,
+        window: Window,
+        names: Sequence[str],
         dtypes: Sequence[np.dtype],
+        what: str,
         version: str | None = None,
     ) -> dict[str, np.ndarray]:
-        """One time step on ``grid``: ``getPixels`` of a stored image, ``computePixels`` of a mosaic."""
-        if isinstance(member, str):
-            return get_pixels(client, member, grid, band_ids, dtypes, file_format=self.file_format, version=version)
-        return compute_pixels(
-            client,
-            self.project_path,
-            expressions.mosaic_image(member, band_ids),
-            grid,
-            band_ids,
-            dtypes,
-            file_format=self.file_format,
-            what=f"computePixels of a mosaic of {len(member)} images, {grid.width}x{grid.height} px",
-            version=version,
+        """``computePixels`` of one image on ``window``, in window halves if Earth Engine finds it too heavy."""
+
+        def fetch(part: Window, first: int, stop: int) -> dict[str, np.ndarray]:
+            grid = self.grid.window(part)
+            return self._compute_once(
+                client,
+                expression,
+                grid,
+                names,
+                dtypes,
+                f"computePixels of {what}, {grid.width}x{grid.height} px",
+                version,
+            )
+
+        request = SplitRequest(
+            fetch, [list(names)], dict(zip(names, dtypes)), self.split_scope, f"computePixels of {what}"
         )
+        return request.run(window)
 
     def _fetch_packed(
         self,
@@ -431,37 +483,108 @@ class PixelSource:
         window: Window,
         dtypes: list[np.dtype],
     ) -> dict[str, np.ndarray]:
+        """The packed request; too heavy for Earth Engine, it splits into fewer images, then window halves."""
+        groups: list[list[str]] = []
+        starts: list[int] = []
+        cursor = 0
+        for _, band_ids in images:
+            starts.append(cursor)
+            groups.append(names[cursor : cursor + len(band_ids)])
+            cursor += len(band_ids)
+
+        def fetch(part: Window, first: int, stop: int) -> dict[str, np.ndarray]:
+            lo, hi = starts[first], starts[first] + sum(len(group) for group in groups[first:stop])
+            return self._fetch_packed_once(
+                client, images[first:stop], times[first:stop], names[lo:hi], part, dtypes[lo:hi]
+            )
+
+        what = f"packed computePixels of {len(images)} images"
+        request = SplitRequest(fetch, groups, dict(zip(names, dtypes)), self.split_scope, what)
+        return request.run(window)
+
+    def _fetch_packed_once(
+        self,
+        client: RestClient,
+        images: list[tuple[Member, list[str]]],
+        times: list[int],
+        names: list[str],
+        window: Window,
+        dtypes: list[np.dtype],
+    ) -> dict[str, np.ndarray]:
+        """One packed request (or per-image requests when it holds one image, or packing is refused);
+        results keyed by ``names``."""
         grid = self.grid.window(window)
         if len(images) > 1 and self.config.endpoint not in _no_packing:
+            # Band names as toBands gives them for this request, then renamed to ``names``
+            # (a split request numbers its images from 0 again).
+            packed = expressions.packed_band_ids(images)
             try:
-                return compute_pixels(
+                fetched = compute_pixels(
                     client,
                     self.project_path,
-                    expressions.packed_time_series(images),
+                    expressions.packed_time_series(images, self.resampling),
                     grid,
-                    names,
+                    packed,
                     dtypes,
                     file_format=self.file_format,
                     what=f"packed computePixels of {len(images)} images",
                     version=self.version_of(times),
                 )
+                return {name: fetched[band] for name, band in zip(names, packed)}
             except EarthEngineRequestError as error:
-                if error.status not in (400, 404, 405, 501):
-                    raise
+                if error.status not in (400, 404, 405, 501) or is_too_heavy(error):
+                    raise  # too heavy: the caller splits it; packing itself works
                 with _no_packing_lock:
                     _no_packing.add(self.config.endpoint)
-        # One image, or an endpoint that does not pack: getPixels per image, same placements.
+        # One image, or an endpoint that does not pack: one request per time step, same placements.
         result: dict[str, np.ndarray] = {}
         cursor = 0
         for (image, band_ids), time in zip(images, times):
             count = len(band_ids)
             fetched = self._fetch_member(
-                client, image, grid, band_ids, dtypes[cursor : cursor + count], self.version_of([time])
+                client, image, window, band_ids, dtypes[cursor : cursor + count], self.version_of([time])
             )
             for name, band_id in zip(names[cursor : cursor + count], band_ids):
                 result[name] = fetched[band_id]
             cursor += count
         return result
+
+    def _fetch_packed_with_masks(
+        self,
+        client: RestClient,
+        images: list[tuple[Member, list[str]]],
+        times: list[int],
+        window: Window,
+        dtypes: list[np.dtype],
+    ) -> dict[str, np.ndarray]:
+        """A packed read with each image's mask bands (``expressions.packed_with_masks``), keyed by
+        the names of the whole batch; too heavy for Earth Engine, it splits into fewer images,
+        then window halves (each part numbers its images from 0: renamed back here)."""
+        batch_names = expressions.packed_masked_band_ids(images)
+        groups = [data + masks for data, masks in batch_names]
+        mask_dtypes = [np.dtype("uint8")] * expressions.mask_band_count(len(dtypes))
+        item_dtypes = [*dtypes, *mask_dtypes]
+        name_dtypes = {name: dtype for group in groups for name, dtype in zip(group, item_dtypes)}
+
+        def fetch(part: Window, first: int, stop: int) -> dict[str, np.ndarray]:
+            subset = images[first:stop]
+            local = [data + masks for data, masks in expressions.packed_masked_band_ids(subset)]
+            grid = self.grid.window(part)
+            fetched = self._compute_once(
+                client,
+                expressions.packed_with_masks(subset, self.resampling),
+                grid,
+                [name for group in local for name in group],
+                item_dtypes * len(subset),
+                f"packed computePixels of {len(subset)} images with masks",
+                self.version_of(times[first:stop]),
+            )
+            return {
+                name: fetched[mine] for group, own in zip(groups[first:stop], local) for name, mine in zip(group, own)
+            }
+
+        what = f"packed computePixels of {len(images)} images with masks"
+        return SplitRequest(fetch, groups, name_dtypes, self.split_scope, what).run(window)
 
 
 def _missing(bits: np.ndarray, bit: int) -> np.ndarray:

@@ -38,30 +38,57 @@ def _from_images(images: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": list(images)}})
 
 
-def member_image(member: Member, band_ids: Sequence[str]) -> dict[str, Any]:
+def resample(image: dict[str, Any], mode: str) -> dict[str, Any]:
+    """``Image.resample(image, mode)`` ("bilinear" or "bicubic"); "nearest" leaves ``image`` as it is
+    (Earth Engine's default needs no call)."""
+    if mode == "nearest":
+        return image
+    return _invoke("Image.resample", image=image, mode=_constant(mode))
+
+
+def stored_image(asset_id: str, band_ids: Sequence[str], resampling: str = "nearest") -> Expression:
+    """``band_ids`` of a stored image, resampled by ``resampling``, as an expression for ``computePixels``."""
+    return {"result": "0", "values": {"0": resample(select_bands(load_image(asset_id), band_ids), resampling)}}
+
+
+def resampled(expression: Expression, mode: str) -> Expression:
+    """A computed image's expression with ``Image.resample(mode)`` around its result."""
+    if mode == "nearest":
+        return expression
+    values = dict(expression["values"])
+    key = "eexarray_resampled"
+    while key in values:
+        key += "_"
+    values[key] = resample({"valueReference": expression["result"]}, mode)
+    return {"result": key, "values": values}
+
+
+def member_image(member: Member, band_ids: Sequence[str], resampling: str = "nearest") -> dict[str, Any]:
     """``band_ids`` of one time step: the stored image, or ``ImageCollection.mosaic`` of its images
-    (later images drawn over earlier ones where they are not masked)."""
+    (later images drawn over earlier ones where they are not masked). With ``resampling`` other than
+    nearest, every stored image is resampled before it is mosaicked (Earth Engine resamples images
+    in their own projection; a mosaic has none)."""
     if isinstance(member, str):
-        return select_bands(load_image(member), band_ids)
+        return resample(select_bands(load_image(member), band_ids), resampling)
     if len(member) == 1:
-        return select_bands(load_image(member[0]), band_ids)
-    layers = [select_bands(load_image(asset), band_ids) for asset in member]
+        return resample(select_bands(load_image(member[0]), band_ids), resampling)
+    layers = [resample(select_bands(load_image(asset), band_ids), resampling) for asset in member]
     return _invoke("ImageCollection.mosaic", collection=_from_images(layers))
 
 
-def mosaic_image(assets: Sequence[str], band_ids: Sequence[str]) -> Expression:
+def mosaic_image(assets: Sequence[str], band_ids: Sequence[str], resampling: str = "nearest") -> Expression:
     """The mosaic of ``assets`` (last on top) as an expression for ``computePixels``."""
-    return {"result": "0", "values": {"0": member_image(tuple(assets), band_ids)}}
+    return {"result": "0", "values": {"0": member_image(tuple(assets), band_ids, resampling)}}
 
 
-def packed_time_series(images: Sequence[tuple[Member, Sequence[str]]]) -> Expression:
+def packed_time_series(images: Sequence[tuple[Member, Sequence[str]]], resampling: str = "nearest") -> Expression:
     """One image holding ``bands`` of each ``(member, bands)`` in order (a member: an asset id, or
-    the asset ids of a mosaic).
+    the asset ids of a mosaic), each resampled by ``resampling``.
 
     ``ImageCollection.toBands`` names the bands ``<k>_<band>``, ``k`` being the image's
     position in ``ImageCollection.fromImages`` (its ``system:index``).
     """
-    members = [member_image(member, bands) for member, bands in images]
+    members = [member_image(member, bands, resampling) for member, bands in images]
     return {"result": "0", "values": {"0": _invoke("ImageCollection.toBands", collection=_from_images(members))}}
 
 
@@ -135,22 +162,18 @@ def with_masks(expression: Expression, band_ids: Sequence[str]) -> Expression:
     return {"result": result["valueReference"], "values": values.values}
 
 
-def _member_source(member: Member, band_ids: Sequence[str]) -> dict[str, Any]:
-    """The image a member reads: a stored image, or the mosaic of a day's images."""
-    return load_image(member) if isinstance(member, str) else member_image(member, band_ids)
-
-
-def stored_with_masks(member: Member, band_ids: Sequence[str]) -> Expression:
-    """A stored image's (or a mosaic's) ``band_ids`` followed by their mask bands."""
+def stored_with_masks(member: Member, band_ids: Sequence[str], resampling: str = "nearest") -> Expression:
+    """A stored image's (or a mosaic's) ``band_ids`` followed by their mask bands (the masks of
+    the resampled image when ``resampling`` is not nearest)."""
     values = _Values()
-    result = _with_mask_bands(values, _member_source(member, band_ids), band_ids)
+    result = _with_mask_bands(values, member_image(member, band_ids, resampling), band_ids)
     return {"result": result["valueReference"], "values": values.values}
 
 
-def packed_with_masks(images: Sequence[tuple[Member, Sequence[str]]]) -> Expression:
+def packed_with_masks(images: Sequence[tuple[Member, Sequence[str]]], resampling: str = "nearest") -> Expression:
     """``packed_time_series`` with each image's mask bands after its bands (``packed_masked_band_ids``)."""
     values = _Values()
-    members = [_with_mask_bands(values, _member_source(member, bands), bands) for member, bands in images]
+    members = [_with_mask_bands(values, member_image(member, bands, resampling), bands) for member, bands in images]
     collection = _invoke("ImageCollection.fromImages", images={"arrayValue": {"values": members}})
     result = values.add(_invoke("ImageCollection.toBands", collection=collection))
     return {"result": result["valueReference"], "values": values.values}

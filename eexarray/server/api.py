@@ -70,8 +70,9 @@ def _match(http_method: str, path: str) -> tuple[MethodSpec | None, dict[str, st
 
 
 class Api:
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, compute_budget: int | None = None):
         self.catalog = catalog
+        self.compute_budget = compute_budget  # ServerOptions.compute_budget
         self.thumbnails = ThumbnailStore()
 
     def handle(self, http_method: str, target: str, body: bytes, base_url: str) -> Reply:
@@ -144,7 +145,7 @@ class Api:
         return Reply(200, result.data, result.content_type, "getPixels", record)
 
     def _compute_pixels(self, body: bytes) -> Reply:
-        result = compute_pixels(self.catalog, _json_body(body))
+        result = compute_pixels(self.catalog, _json_body(body), compute_budget=self.compute_budget)
         record = {
             "method": "computePixels",
             "asset": None,

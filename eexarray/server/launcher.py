@@ -48,7 +48,9 @@ class ServeConfig:
         if entries is None:
             entries = tuple(default_catalog()) if self.root is None else ()
         catalog = Catalog.build(self.root, entries)
-        return EarthEngineHttpServer((self.host, self.port), Api(catalog), self.options)
+        return EarthEngineHttpServer(
+            (self.host, self.port), Api(catalog, compute_budget=self.options.compute_budget), self.options
+        )
 
 
 class Server:
@@ -208,6 +210,7 @@ def serve(
     token: str | None = None,
     max_concurrency: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    compute_budget: int | None = None,
 ) -> Server:
     """Start a local Earth Engine-compatible server and return its handle.
 
@@ -227,6 +230,7 @@ def serve(
         token=token,
         max_concurrency=max_concurrency,
         max_body_bytes=max_body_bytes,
+        compute_budget=compute_budget,
     )
     root_path = os.fspath(root) if root is not None else None
     if root_path is not None and not os.path.isdir(root_path):

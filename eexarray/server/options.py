@@ -1,9 +1,15 @@
-"""Knobs for testing clients: latency, injected faults, a bearer token, a concurrency cap.
+"""Knobs for testing clients: latency, injected faults, a bearer token, a concurrency cap,
+a compute budget.
 
 Faults are written ``429=0.2,503=0.1,reset=0.05,truncate=0.02[,seed=7]``: each API
 request is answered, with that probability, by the HTTP status (any 4xx/5xx code),
 a dropped connection (``reset``) or a body cut short (``truncate``). The fractions
 may add up to at most 1; ``seed`` makes the sequence of draws reproducible.
+
+``compute_budget=N`` reproduces Earth Engine's refusal of heavy computations: a
+``computePixels`` whose output pixels x images (the ``Image.load`` calls of its
+expression, at least 1) exceed N is answered 400 "User memory limit exceeded.", the
+message the real service gives (see docs/server.md).
 """
 
 from __future__ import annotations
@@ -116,6 +122,9 @@ class ServerOptions:
     token: str | None = field(default=None, repr=False)  # a secret: never in reprs or logs
     max_concurrency: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Output pixels x images (Image.load calls in the expression) one computePixels may
+    # cost; beyond it the answer is Earth Engine's 400 "User memory limit exceeded." (None: no limit).
+    compute_budget: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "latency_ms_per_mb"):
@@ -130,6 +139,13 @@ class ServerOptions:
             raise ValueError(f"max_concurrency must be a positive integer or None, got {self.max_concurrency!r}")
         if self.token is not None and (not isinstance(self.token, str) or not self.token):
             raise ValueError("token must be a non-empty string or None")
+        if self.compute_budget is not None and (
+            isinstance(self.compute_budget, bool) or not isinstance(self.compute_budget, int) or self.compute_budget < 1
+        ):
+            raise ValueError(
+                f"compute_budget must be a positive integer (output pixels x images per computePixels) or None, "
+                f"got {self.compute_budget!r}"
+            )
         if isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be a positive integer, got {self.max_body_bytes!r}")
 

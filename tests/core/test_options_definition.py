@@ -161,7 +161,7 @@ def test_cli_flags_parse_to_option_values(tmp_path):
     argv += ["--end", "2021-01-01", "--filter", "x < 1", "--endpoint", "http://h", "--project", "p"]
     argv += ["--high-volume", "--max-concurrency", "3", "--resolution", "0.5", "--max-pixels-per-side", "4096"]
     argv += ["--max-images", "200"]
-    argv += ["--request-timeout", "12.5"]
+    argv += ["--request-timeout", "12.5", "--resampling", "bicubic"]
     source, kwargs = download_arguments(build_parser().parse_args(argv))
     assert source == "some/asset"
     assert {k: kwargs[k] for k in (s.name for s in options_for("download") if s.cli)} == {
@@ -180,6 +180,7 @@ def test_cli_flags_parse_to_option_values(tmp_path):
         "resolution": 0.5,
         "max_pixels_per_side": 4096,
         "request_timeout": 12.5,
+        "resampling": "bicubic",
     }
     _, unlimited = download_arguments(
         build_parser().parse_args(["download", "a", "-o", "o.tif", "--max-images", "none"])

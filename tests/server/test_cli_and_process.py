@@ -42,7 +42,7 @@ def test_cli_serves_a_root_with_knobs(tmp_path):
     with rasterio.open(tmp_path / "tiny.tif", "w", driver="GTiff", width=4, height=3, count=1, dtype="uint16",
                        crs="EPSG:32633", transform=Affine(10, 0, 0, 0, -10, 0)) as dataset:  # fmt: skip
         dataset.write(data, 1)
-    process, url = start_cli("--root", str(tmp_path), "--token", "abc", "--latency-ms", "1")
+    process, url = start_cli("--root", str(tmp_path), "--token", "abc", "--latency-ms", "1", "--compute-budget", "11")
     try:
         assert requests.get(f"{url}/v1/{PUBLIC}/tiny", timeout=10).status_code == 401
         headers = {"Authorization": "Bearer abc"}
@@ -50,6 +50,16 @@ def test_cli_serves_a_root_with_knobs(tmp_path):
             f"{url}/v1/{PUBLIC}/tiny:getPixels", json={"fileFormat": "NPY"}, headers=headers, timeout=10
         )
         assert np.array_equal(np.load(io.BytesIO(response.content))["B1"], data)
+        # --compute-budget 11: a computePixels of the 4x3 px image (12 px x 1 image) is too heavy.
+        load = {
+            "functionInvocationValue": {"functionName": "Image.load", "arguments": {"id": {"constantValue": "tiny"}}}
+        }
+        body = {"expression": {"result": "0", "values": {"0": load}}, "fileFormat": "NPY"}
+        refused = requests.post(f"{url}/v1/projects/p/image:computePixels", json=body, headers=headers, timeout=10)
+        assert refused.status_code == 400 and refused.json()["error"]["message"] == "User memory limit exceeded."
+        body["grid"] = {"dimensions": {"width": 4, "height": 2}}
+        computed = requests.post(f"{url}/v1/projects/p/image:computePixels", json=body, headers=headers, timeout=10)
+        assert np.array_equal(np.load(io.BytesIO(computed.content))["B1"], data[:2])
     finally:
         stop_cli(process)
 

@@ -226,3 +226,50 @@ def test_fault_plan_validation():
         serve(catalog=[], latency_ms=-1)
     with pytest.raises(ValueError):
         serve(catalog=[], max_concurrency=0)
+
+
+def test_compute_budget_answers_earth_engines_memory_error_beyond_it():
+    # Output pixels x Image.load calls per computePixels; the answer is the real service's
+    # (gee-community/geemap#1465: {"error": {"code": 400, "message": "User memory limit exceeded.",
+    # "status": "INVALID_ARGUMENT"}}).
+    def load(asset):
+        return {
+            "functionInvocationValue": {"functionName": "Image.load", "arguments": {"id": {"constantValue": asset}}}
+        }
+
+    def body(width, height, loads):
+        image = load("test/procedural")
+        for _ in range(loads - 1):
+            image = {
+                "functionInvocationValue": {
+                    "functionName": "Image.add",
+                    "arguments": {"image1": image, "image2": load("test/procedural")},
+                }
+            }
+        grid = {"dimensions": {"width": width, "height": height}}
+        return {
+            "expression": {"result": "0", "values": {"0": image}},
+            "fileFormat": "NPY",
+            "grid": grid,
+            "bandIds": ["B1"],
+        }
+
+    with serve(catalog=standard_catalog(), compute_budget=100) as server:
+        url = f"{server.url}/v1/projects/p/image:computePixels"
+        assert requests.post(url, json=body(10, 10, 1), timeout=10).status_code == 200  # 100: at the budget
+        refused = requests.post(url, json=body(10, 11, 1), timeout=10)  # 110 px x 1 image
+        assert refused.status_code == 400
+        assert refused.json() == {
+            "error": {"code": 400, "message": "User memory limit exceeded.", "status": "INVALID_ARGUMENT"}
+        }
+        assert requests.post(url, json=body(10, 5, 2), timeout=10).status_code == 200  # 50 px x 2 images
+        assert requests.post(url, json=body(10, 6, 2), timeout=10).status_code == 400  # 60 px x 2 images
+        pixels = requests.post(
+            f"{server.url}/v1/{PUBLIC}/test/procedural:getPixels",
+            json={"fileFormat": "NPY", "bandIds": ["B1"], "grid": {"dimensions": {"width": 50, "height": 50}}},
+            timeout=10,
+        )
+        assert pixels.status_code == 200  # getPixels is not a computation: no budget
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ValueError, match="compute_budget must be a positive integer"):
+            serve(catalog=[], compute_budget=bad)

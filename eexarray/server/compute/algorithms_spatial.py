@@ -24,10 +24,11 @@ from eexarray.geometry import InvalidCrsError, InvalidGridError, PixelGrid, Wind
 from eexarray.geometry.grid import transform_bounds
 from eexarray.server.compute import values as v
 from eexarray.server.compute.algorithms_image import IMAGE
-from eexarray.server.compute.bands import ClipSource, masked
+from eexarray.server.compute.bands import AssetSource, ClipSource, masked
 from eexarray.server.compute.registry import Call, algorithm, opt
 from eexarray.server.compute.spatial import (
     ReprojectedSource,
+    ResampledSource,
     at_scale,
     band_projection,
     inside,
@@ -214,6 +215,27 @@ def _reproject(call: Call) -> v.Image:
         t = lattice.transform
         projection = v.Projection(lattice.crs, (t.a, t.b, t.c, t.d, t.e, t.f))
         bands.append(v.Band(band.id, band.pixel_type, source, grid, projection))
+    return image.with_bands(bands)
+
+
+@algorithm("Image.resample", IMAGE,
+           "The image with bilinear or bicubic interpolation (instead of nearest neighbour) wherever its pixels "
+           "are computed off their native grid or pyramid level; bands without a default projection "
+           "(composites) are unchanged.",
+           ("image", IMAGE), opt("mode", "String", default="bilinear"))  # fmt: skip
+def _resample(call: Call) -> v.Image:
+    image = call.image("image")
+    mode = call.string("mode") if call.get("mode") is not None else "bilinear"
+    if mode not in ("bilinear", "bicubic"):
+        raise call.error(f"Unknown resampling mode '{mode}'; expected 'bilinear' or 'bicubic'.")
+    bands = []
+    for band in image.bands:
+        source = band.source
+        if isinstance(source, AssetSource):
+            source = AssetSource(source.image, source.index, mode)
+        elif band.grid is not None:
+            source = ResampledSource(source, band.grid, mode)
+        bands.append(v.Band(band.id, band.pixel_type, source, band.grid, band.projection))
     return image.with_bands(bands)
 
 

@@ -37,7 +37,7 @@ def masked(values: np.ndarray, mask: Any = False) -> np.ma.MaskedArray:
 
 
 # Stored bands already read on a grid during one computePixels request (see ``shared_reads``).
-_reads: contextvars.ContextVar[dict[tuple[int, PixelGrid], np.ma.MaskedArray] | None] = contextvars.ContextVar(
+_reads: contextvars.ContextVar[dict[tuple[int, PixelGrid, str], np.ma.MaskedArray] | None] = contextvars.ContextVar(
     "eexarray_server_reads", default=None
 )
 
@@ -59,17 +59,19 @@ def shared_reads() -> Iterator[None]:
 
 @dataclass(frozen=True, eq=False)
 class AssetSource:
-    """Band ``index`` of a stored image."""
+    """Band ``index`` of a stored image; ``mode``: how pixels off its native grid are computed
+    (``Image.resample``: "bilinear"/"bicubic"; else nearest)."""
 
     image: ServerImage
     index: int
+    mode: str = "nearest"
 
     def read(self, grid: PixelGrid) -> np.ma.MaskedArray:
         cache = _reads.get()
-        key = (id(self), grid)
+        key = (id(self), grid, self.mode)
         band = cache.get(key) if cache is not None else None
         if band is None:
-            band = read_on_grid(self.image, [self.index], grid)[0]
+            band = read_on_grid(self.image, [self.index], grid, self.mode)[0]
             if cache is not None:
                 cache[key] = band
         # A copy each time: the operations downstream may write into what they are given.

@@ -45,7 +45,28 @@ class ComputedPixels:
     band_ids: list[str]
 
 
-def compute_pixels(catalog: Catalog, body: Any) -> ComputedPixels:
+# Earth Engine's answer to a computation over its per-request memory (e.g. gee-community/geemap#1465).
+MEMORY_LIMIT_MESSAGE = "User memory limit exceeded."
+
+
+def image_loads(expression: Any) -> int:
+    """How many ``Image.load`` invocations the expression graph holds (as written)."""
+    count = 0
+    stack = [expression]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            invocation = node.get("functionInvocationValue")
+            if isinstance(invocation, dict) and invocation.get("functionName") == "Image.load":
+                count += 1
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
+def compute_pixels(catalog: Catalog, body: Any, compute_budget: int | None = None) -> ComputedPixels:
+    """The pixels of ``body``; ``compute_budget`` (output pixels x images) refuses heavier requests."""
     if not isinstance(body, dict):
         raise invalid_argument(f"The request body must be a JSON object with keys {BODY_KEYS}")
     for key in body:
@@ -65,6 +86,11 @@ def compute_pixels(catalog: Catalog, body: Any) -> ComputedPixels:
     except (InvalidGridError, InvalidCrsError) as error:
         raise invalid_argument(str(error)) from None
     check_size([band.pixel_type.dtype for band in bands], grid)
+    if (
+        compute_budget is not None
+        and grid.width * grid.height * max(1, image_loads(body["expression"])) > compute_budget
+    ):
+        raise invalid_argument(MEMORY_LIMIT_MESSAGE)
     request = PixelRequest(tuple(positions), grid, file_format, visualization)
     try:
         with shared_reads():

@@ -176,3 +176,43 @@ class ReprojectedSource:
         values = np.ma.getdata(computed).ravel()[flat]
         mask = outside | np.ma.getmaskarray(computed).ravel()[flat]
         return masked(values, mask)
+
+
+class _ComputedWindow(ServerImage):
+    """Pixels already computed on a window of a band's native lattice, as a one-band image."""
+
+    def __init__(self, grid: PixelGrid, pixels: np.ma.MaskedArray):
+        self.asset_id = "<computed>"
+        self.bands = (BandInfo("computed", np.dtype(pixels.dtype).name, grid),)
+        self.start_time = self.end_time = None
+        self.properties = {}
+        self._pixels = pixels
+
+    def read_band(self, band_index: int, window: Window) -> np.ma.MaskedArray:
+        return masked(np.ma.getdata(self._pixels)[window.slices()], np.ma.getmaskarray(self._pixels)[window.slices()])
+
+
+@dataclass(frozen=True, eq=False)
+class ResampledSource:
+    """``Image.resample`` of a computed band with a default grid: ``inner`` computed on its native
+    lattice (the window under the request, 2 pixels more a side for the bicubic taps), then
+    interpolated onto the requested grid. A request aligned with the lattice is a window of it."""
+
+    inner: Any  # bands.BandSource
+    native: PixelGrid
+    mode: str
+
+    def read(self, grid: PixelGrid) -> np.ma.MaskedArray:
+        if grid.offset_in(self.native) is not None:
+            return self.inner.read(grid)
+        bounds = transform_bounds(grid.bounds, grid.crs, self.native.crs)
+        window = self.native.window_covering(bounds)
+        window = Window(window.row_start - 2, window.row_stop + 2, window.col_start - 2, window.col_stop + 2)
+        lattice = PixelGrid(
+            self.native.crs,
+            self.native.transform * Affine.translation(window.col_start, window.row_start),
+            window.width,
+            window.height,
+        )
+        computed = self.inner.read(lattice)
+        return read_on_grid(_ComputedWindow(lattice, computed), [0], grid, self.mode)[0]
