@@ -32,6 +32,12 @@ SAME_DAY = ServerCollection(
 )
 
 
+def open_native(*args, **kwargs):
+    """Native values: these tests compare resampled values and request methods with GDAL's and
+    getPixels' (exact masks resample the same way: test_exact_masks_resample_alike)."""
+    return eexarray.open_dataset(*args, **{"mask_and_scale": False, **kwargs})
+
+
 @pytest.fixture(scope="module")
 def server():
     images = [
@@ -69,7 +75,7 @@ def interior(transform: Affine, shape: tuple[int, int], margin: float = 2.5) -> 
 
 @pytest.mark.parametrize(("mode", "gdal"), [("bilinear", Resampling.bilinear), ("bicubic", Resampling.cubic)])
 def test_rescaled_reads_match_gdal_on_a_smooth_surface(server, stats, mode, gdal):
-    ds = eexarray.open_dataset("test/smooth", endpoint=server.url, scale=4, resampling=mode)
+    ds = open_native("test/smooth", endpoint=server.url, scale=4, resampling=mode)
     transform, shape = ds.rio.transform(), ds.v.shape
     values = ds.v.values
     assert stats() == {"getAsset": 1, "computePixels": 1}  # resampled by the service: computePixels only
@@ -107,7 +113,7 @@ def test_rescaled_reads_match_gdal_on_a_smooth_surface(server, stats, mode, gdal
 def test_reprojected_reads_reproduce_a_linear_surface(server, stats, mode):
     # Both kernels reproduce linear functions exactly, so the truth is the surface at the
     # point each output centre maps to (here through pyproj, as the service does).
-    ds = eexarray.open_dataset("test/linear", endpoint=server.url, crs="EPSG:4326", scale=7, resampling=mode)
+    ds = open_native("test/linear", endpoint=server.url, crs="EPSG:4326", scale=7, resampling=mode)
     values = ds.v.values
     assert stats() == {"getAsset": 1, "computePixels": 1}
     transform = ds.rio.transform()
@@ -122,14 +128,14 @@ def test_reprojected_reads_reproduce_a_linear_surface(server, stats, mode):
 
 
 def test_nearest_and_native_aligned_reads_are_unchanged(server, stats):
-    nearest = eexarray.open_dataset("test/smooth", endpoint=server.url, scale=4)  # resampling="nearest"
+    nearest = open_native("test/smooth", endpoint=server.url, scale=4)  # resampling="nearest"
     transform = nearest.rio.transform()
     rows, cols = np.mgrid[0 : nearest.v.shape[0], 0 : nearest.v.shape[1]] + 0.5
     col_f, row_f = ~NATIVE.transform * (transform * (cols, rows))
     np.testing.assert_array_equal(nearest.v.values, SMOOTH[np.floor(row_f).astype(int), np.floor(col_f).astype(int)])
     assert stats() == {"getAsset": 1, "getPixels": 1}
     # The native grid (and any window of it) is never resampled: plain getPixels, bit-exact.
-    native = eexarray.open_dataset("test/smooth", endpoint=server.url, resampling="bicubic")
+    native = open_native("test/smooth", endpoint=server.url, resampling="bicubic")
     np.testing.assert_array_equal(native.v.values, SMOOTH)
     np.testing.assert_array_equal(native.isel(y=slice(5, 9), x=slice(7, 30)).v.values, SMOOTH[5:9, 7:30])
     assert stats() == {"getAsset": 1, "getPixels": 2}
@@ -139,7 +145,7 @@ def test_a_coarser_read_interpolates_the_pyramid_level(server, stats):
     # 40 m pixels shifted by half of one: each output centre is the corner of four level-2
     # pixels (each the MEAN of 4 x 4 native pixels), so bilinear is the mean of those four.
     grid = PixelGrid(UTM, Affine(40, 0, 500020, 0, -40, 4199980), 14, 10)
-    ds = eexarray.open_dataset("test/pyramid", endpoint=server.url, grid=grid, resampling="bilinear")
+    ds = open_native("test/pyramid", endpoint=server.url, grid=grid, resampling="bilinear")
     level = SMOOTH.reshape(12, 4, 16, 4).mean(axis=(1, 3))
     expected = (level[:-1, :-1] + level[1:, :-1] + level[:-1, 1:] + level[1:, 1:]) / 4
     np.testing.assert_allclose(ds.v.values, expected[:10, :14], rtol=0, atol=1e-9)
@@ -148,14 +154,14 @@ def test_a_coarser_read_interpolates_the_pyramid_level(server, stats):
 
 def test_a_packed_time_series_is_resampled_image_by_image(server, stats):
     grid = PixelGrid(UTM, Affine(4, 0, 500100, 0, -4, 4199900), 8, 8)
-    series = eexarray.open_dataset("test/series", endpoint=server.url, grid=grid, resampling="bicubic")
+    series = open_native("test/series", endpoint=server.url, grid=grid, resampling="bicubic")
     values = series.b.values
     counts = stats()
     assert counts.get("computePixels") == 1 and "getPixels" not in counts  # one packed request
     for time in (0, 5):
-        image = eexarray.open_dataset(f"test/series/{time:05d}", endpoint=server.url, grid=grid, resampling="bicubic")
+        image = open_native(f"test/series/{time:05d}", endpoint=server.url, grid=grid, resampling="bicubic")
         np.testing.assert_array_equal(values[time], image.b.values)
-    alone = eexarray.open_dataset("test/series/00005", endpoint=server.url, grid=grid)
+    alone = open_native("test/series/00005", endpoint=server.url, grid=grid)
     assert not np.array_equal(values[5], alone.b.values)  # nearest differs
 
 
@@ -164,7 +170,7 @@ def test_a_bad_resampling_is_refused_before_any_request(server, stats, bad):
     with pytest.raises(
         ValueError, match=r"resampling=.* is not supported; use one of \['nearest', 'bilinear', 'bicubic'\]"
     ):
-        eexarray.open_dataset("test/smooth", endpoint=server.url, resampling=bad)
+        open_native("test/smooth", endpoint=server.url, resampling=bad)
     assert stats() == {}
 
 
@@ -179,28 +185,36 @@ def test_a_computed_image_is_resampled_around_its_result(server, stats):
         }
     }
     expression = {"result": "0", "values": {"0": doubled}}
-    computed = eexarray.open_dataset(expression, endpoint=server.url, bands=["v"], scale=4, resampling="bilinear")
-    stored = eexarray.open_dataset("test/smooth", endpoint=server.url, bands=["v"], scale=4, resampling="bilinear")
+    computed = open_native(expression, endpoint=server.url, bands=["v"], scale=4, resampling="bilinear")
+    stored = open_native("test/smooth", endpoint=server.url, bands=["v"], scale=4, resampling="bilinear")
     assert computed.rio.transform() == stored.rio.transform()
     # The product is computed on its native lattice, then interpolated: twice the stored interpolation.
     np.testing.assert_allclose(computed.v.values, 2 * stored.v.values, rtol=1e-12)
     assert not np.array_equal(
-        computed.v.values, 2 * eexarray.open_dataset("test/smooth", endpoint=server.url, bands=["v"], scale=4).v.values
+        computed.v.values, 2 * open_native("test/smooth", endpoint=server.url, bands=["v"], scale=4).v.values
     )
 
 
 def test_a_same_day_mosaic_resamples_each_image_before_mosaicking(server, stats):
     grid = PixelGrid(UTM, Affine(3, 0, 500001, 0, -3, 4199999), 150, 100)
-    day = eexarray.open_dataset("test/day", endpoint=server.url, grid=grid, groupby="solar_day", resampling="bilinear")
+    day = open_native("test/day", endpoint=server.url, grid=grid, groupby="solar_day", resampling="bilinear")
     assert day.sizes["time"] == 1
     mosaic = day.v.values[0]
     assert stats().get("getPixels") is None
     # Each image interpolated on its own (masked pixels come back as 0), the later one on top.
     a, b = (
-        eexarray.open_dataset(f"test/day/{name}", endpoint=server.url, grid=grid, resampling="bilinear").v.values
+        open_native(f"test/day/{name}", endpoint=server.url, grid=grid, resampling="bilinear").v.values
         for name in ("a", "b")
     )
     assert (a != 0).any() and (b != 0).any() and ((a != 0) & (b != 0)).any()
     np.testing.assert_array_equal(mosaic, np.where(b != 0, b, a))
-    nearest = eexarray.open_dataset("test/day", endpoint=server.url, grid=grid, groupby="solar_day")
+    nearest = open_native("test/day", endpoint=server.url, grid=grid, groupby="solar_day")
     assert not np.array_equal(mosaic, nearest.v.values[0])
+
+
+def test_exact_masks_resample_alike(server):
+    """The default (exact masks) resamples inside the same computePixels: same values, as floats."""
+    native = open_native("test/smooth", endpoint=server.url, scale=4, resampling="bilinear")
+    masked = eexarray.open_dataset("test/smooth", endpoint=server.url, scale=4, resampling="bilinear")
+    for name in native.data_vars:
+        np.testing.assert_allclose(masked[name].values, native[name].values.astype("float64"), rtol=0, atol=1e-3)

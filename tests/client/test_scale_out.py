@@ -127,9 +127,7 @@ def test_repeated_failed_computes_hold_no_memory():
 
     # The server in its own process: its caches are not this process's memory.
     with eexarray.serve(catalog=catalog(), latency_ms=20, process=True) as server:
-        ds = eexarray.open_dataset(
-            "test/huge", endpoint=server.url, chunks={"y": 512, "x": 512}, mask_and_scale=False
-        )
+        ds = eexarray.open_dataset("test/huge", endpoint=server.url, chunks={"y": 512, "x": 512}, mask_and_scale=False)
         window = ds.isel(y=slice(0, 2048), x=slice(0, 2048))
         assert sum(v.nbytes for v in window.data_vars.values()) == 32 * 2**20
 
