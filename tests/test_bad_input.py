@@ -60,6 +60,12 @@ class Context:
     def open(self, asset: Any = SMALL, **options: Any):
         return eexarray.open_dataset(asset, endpoint=self.url, **options)
 
+    def existing_file(self) -> Path:
+        """A file (not a directory) in the test's temporary folder."""
+        path = self.tmp / "a-file"
+        path.write_text("not a directory")
+        return path
+
     def download(self, asset: Any = SMALL, output: str = "out.tif", **options: Any):
         return download(asset, self.tmp / output, endpoint=self.url, progress=False, **options)
 
@@ -371,6 +377,23 @@ CASES: list[Case] = [
     ("unknown-file-format", lambda c: c.open(file_format="PNG"), ValueError, ["'PNG'", "'NPY', 'GEO_TIFF'"]),
     ("unknown-option", lambda c: c.open(colour="red"), TypeError, [r"\['colour'\]", "valid options are"]),
     ("mask-and-scale-not-bool", lambda c: c.open(mask_and_scale="yes"), TypeError, ["'yes'", "True or False"]),
+    # -- open_dataset: resampling, collections, cost and deadline options ------------------
+    ("resampling-unknown", lambda c: c.open(resampling="cubic"), ValueError, ["'cubic'", "bilinear", "bicubic"]),
+    ("resampling-not-text", lambda c: c.open(resampling=3), ValueError, ["resampling=3", "nearest"]),
+    ("request-cache-not-a-path", lambda c: c.open(request_cache=123), TypeError, ["123", "directory path"]),
+    (
+        "request-cache-a-file",
+        lambda c: c.open(request_cache=str(c.existing_file())),
+        ValueError,
+        ["request_cache=", "cannot be used as a directory"],
+    ),
+    ("properties-not-a-list", lambda c: c.open(properties=5), TypeError, ["got 5", "list of property names"]),
+    ("properties-numbers", lambda c: c.open(properties=[1, 2]), TypeError, [r"\[1, 2\]", "property names"]),
+    ("groupby-unknown", lambda c: c.open(groupby="day"), ValueError, ["'day'", "solar_day"]),
+    ("max-images-zero", lambda c: c.open(max_images=0), ValueError, ["max_images=0", "at least 1"]),
+    ("max-images-text", lambda c: c.open(max_images="many"), TypeError, ["'many'", "positive integer or None"]),
+    ("request-timeout-negative", lambda c: c.open(request_timeout=-1), ValueError, ["got -1", "positive, finite"]),
+    ("request-timeout-text", lambda c: c.open(request_timeout="slow"), ValueError, ["'slow'", "seconds"]),
     ("bad-chunks", lambda c: c.open(chunks="bad"), ValueError, ["'bad'", "'auto', a dict, an int or None"]),
     # -- a malformed server root ----------------------------------------------------------------
     (

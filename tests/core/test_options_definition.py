@@ -234,3 +234,14 @@ def test_ee_uris_are_guessed_as_eexarray_with_netcdf4_installed():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["eexarray", "eexarray", "True"]  # netCDF4 still takes its own URLs
+
+
+def test_the_readmes_list_of_options_names_every_option():
+    """README's one-paragraph list of open_dataset options is checked against OPEN_OPTIONS."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    paragraph = readme[readme.index("Options of `open_dataset`:") :].split("\n\n")[0]
+    listed = set(re.findall(r"`([a-z_]+)`", paragraph))
+    assert {option.name for option in OPEN_OPTIONS} <= listed, "README lists every option"

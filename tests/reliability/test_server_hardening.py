@@ -143,7 +143,8 @@ def test_odd_band_names_from_a_python_client():
             "Band id 'a\\x01b' cannot be written in a GEO_TIFF band description: it holds a control character"
             in str(refused.value)
         )
-        assert server.stats()["requests"].get("getPixels") == 1  # a 400 is not retried
+        counts = server.stats()["requests"]
+        assert counts.get("getPixels", 0) + counts.get("computePixels", 0) == 1  # a 400 is not retried
         # A band named like a coordinate: a clear error at open, before any pixel request.
         clash = InMemoryImage("odd/clash", {"y": values[0], "v": values[1]}, grid)
     with eexarray.serve(catalog=[clash]) as server:
