@@ -132,23 +132,38 @@ FINDINGS = """\
 * **`timeseries`**: one `computePixels` request as targeted; the read first took tens of
   seconds of client CPU because `planning.band_groups` was quadratic in the (image, band)
   pairs and was called once per candidate time block. It is linear now: about 1.2 s.
-* **`distributed`**: the read plan is in the graph now, so the cluster makes the threaded
+* **`distributed`**: the read plan is in the graph, so the cluster makes the threaded
   scheduler's requests (4 packed `computePixels` for 120 images x 4 blocks, 9 for the demo
-  job; before: 481 and 227), and read tasks `secede()` while they wait, so two one-thread
-  workers keep every read in flight (4). The reads are done about 1.7 s into the cluster run;
-  the rest is dask.distributed's per-task cost on this 2-core machine for a job of about
-  2,400 tasks (time chunks of 1: each NDVI step, and the split of each packed read into time
-  steps, is a task per chunk; building the split another way gives the same optimized task
-  count). A plain dask graph of the same shape without eexarray shows a larger ratio
-  (15-18 s on the cluster vs 1-1.7 s threaded, measured under load), and the demo job (389
-  tasks) is at 1.23x. The 1.5x target is missed for this small-chunk job. With a cluster the
-  cap is cluster-wide: 3 workers x 4 threads against a server refusing more than 6 requests
-  got no 429 and at most 6 in flight.
-* **`throughput` vs the transport limit**: all 16 requests start within 0.1 s and the last
-  body arrives about when the raw client's does; the remaining gap is the copy dask makes
-  when it assembles each band's blocks into one array at the end of `ds.load()` (512 MiB of
-  strided views into the NPY responses, memory-bound here), which a client that only reads
-  bytes never makes. Best runs 0.90 on a quiet machine (median 0.77), 0.76 under load.
+  job; before the engine: 481 and 227), and read tasks `secede()` while they wait, so two
+  one-thread workers keep every read in flight (4). The reads are done about 2 s into the
+  cluster run; the rest is dask.distributed's per-task cost on this 2-core machine for a
+  job of about 2,400 tasks (time chunks of 1). Packed reads are now split per time block
+  on the object array the bands share, and each band's take is a plain blockwise task, so
+  where band narrowing does not apply (dask's query planning) dask fuses the take with the
+  NDVI arithmetic: 967 tasks instead of 2,415 for this job. Narrowing (classic graphs)
+  wraps the band layers, which stops that fusion: 2,406 tasks, as measured here. The demo
+  job (512-px chunks) runs at 1.03x. The 1.5x target is missed for the small-chunk job.
+  With a cluster the cap is cluster-wide: 3 workers x 4 threads against a server refusing
+  more than 6 requests got no 429 and at most 6 in flight.
+* **`throughput` vs the transport limit**: native values (`mask_and_scale=False`, what
+  the bare clients fetch): all 16 requests start within 0.1 s and the last body arrives
+  about when the raw client's does; the gap is the copy dask makes when it assembles each
+  band's blocks at the end of `ds.load()` (memory-bound here). 0.85-0.90 in quiet runs,
+  0.78 in a noisier one; the 0.9 target is missed. The **default read** (exact masks:
+  `computePixels` with mask bands, decoded to float32 with NaN) reaches about 0.63 of the
+  transport limit of the very same requests (recorded and replayed): its output is twice
+  the bytes (float32 from uint16), allocated twice (the decode per block, then dask's
+  assembly), and fresh memory is expensive to first touch in this VM (profiled: dask's
+  `concatenate3` of 128 MiB took 0.4 s in the read vs 0.015 s on warm memory). Skipping
+  mask work when a response has no masked pixel did not change it measurably.
+* **`xee`** now compares eexarray's default, exact masks (floats, NaN where masked), with
+  Xee: 1.8-1.9x (it was 6.6x with native values, the default before). The local server
+  evaluates each mask expression in numpy on the same 2 cores, and the client decodes to
+  float32 (above); with `mask_and_scale=False` this job takes about 0.9 s instead of 2 s.
+  The 3x target is missed with the new default.
+* **`cached_rerun`**: `plan()` predicted the first run's 4 requests (image) and 1 (packed
+  series); the rerun made 0 pixel requests with identical values, 3.5x faster for the image
+  (the cache reads 112 MiB from disk).
 """
 
 

@@ -40,7 +40,9 @@ def decode_masked(array: np.ndarray, float_dtype: str) -> np.ndarray:
     test of their own (Earth Engine masks them, so they arrive masked).
     """
     result = np.asarray(np.ma.getdata(array)).astype(float_dtype)
-    result[np.ma.getmaskarray(array)] = np.nan
+    mask = np.ma.getmask(array)
+    if mask is not np.ma.nomask:  # reads with nothing masked come as plain arrays: one pass
+        np.copyto(result, np.nan, where=mask)
     return result
 
 
