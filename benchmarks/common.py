@@ -7,6 +7,7 @@ client wins by keeping requests in flight, and huge requests are not free.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -128,28 +129,12 @@ class TransportLimitClient:
 
     def read(self, windows: Sequence[Window]) -> int:
         """Fetch every window; returns the response bytes read."""
-        local = threading.local()
         endpoint = f"{self.url}/v1/{PUBLIC_PREFIX}{self.asset}:getPixels"
-
-        def fetch(window: Window) -> int:
-            session = getattr(local, "session", None)
-            if session is None:
-                session = local.session = requests.Session()
-            body = {"fileFormat": "NPY", "grid": self.grid.window(window).to_rest(), "bandIds": list(self.band_ids)}
-            with session.post(endpoint, json=body, timeout=300, stream=True) as response:
-                response.raise_for_status()
-                size = int(response.headers["Content-Length"])
-                buffer = memoryview(bytearray(size))
-                filled = 0
-                while filled < size:
-                    count = response.raw.readinto(buffer[filled:])
-                    if not count:
-                        raise OSError(f"body cut short: {filled} of {size} bytes")
-                    filled += count
-            return filled
-
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return sum(future.result() for future in [pool.submit(fetch, window) for window in windows])
+        bodies = [
+            {"fileFormat": "NPY", "grid": self.grid.window(window).to_rest(), "bandIds": list(self.band_ids)}
+            for window in windows
+        ]
+        return ReplayLimitClient([(endpoint, json.dumps(body).encode()) for body in bodies], self.concurrency).read()
 
 
 @dataclass
@@ -188,8 +173,6 @@ class ReplayLimitClient:
 def recorded_pixel_requests(function: Callable[[], Any]) -> tuple[Any, list[tuple[str, bytes]]]:
     """Run ``function`` and return its value and the (URL, JSON body) of every pixel request it
     posted through eexarray's transport (to replay them as the transport limit)."""
-    import json
-
     from eexarray.transport.http import RestClient
 
     recorded: list[tuple[str, bytes]] = []
