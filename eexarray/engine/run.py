@@ -92,9 +92,9 @@ class LocalReads:
 
     def __init__(self, plan: ReadPlan, keys: Iterable[ReadKey]) -> None:
         self.plan = plan
-        # Keys come from task names holding the plan's token; a fused name that also names a
-        # rechunk along time (several time groups) counts time blocks, not groups: such an index
-        # may be past the last group. Reads that do not exist are not started ahead.
+        # Keys come from task names holding the plan's token (_reads_of); a name dask made by
+        # fusing our tasks with the user's may carry indices of another block structure (an
+        # axis dropped, say), so reads that do not exist are not started ahead.
         self.order = sorted(key for key in keys if plan.has_read(key))
         self.position = {key: index for index, key in enumerate(self.order)}
         self.cap = plan.source.config.max_concurrency

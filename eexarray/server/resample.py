@@ -141,18 +141,7 @@ def _point_indices(
     native: PixelGrid, grid: PixelGrid, tile: Window, transformer: pyproj.Transformer | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Native (row, col) of every output pixel of the tile; -1 where the CRS transform fails."""
-    out_rows, out_cols = _centres(tile)
-    col_grid, row_grid = np.meshgrid(out_cols, out_rows)
-    out = grid.transform
-    xs = out.a * col_grid + out.b * row_grid + out.c
-    ys = out.d * col_grid + out.e * row_grid + out.f
-    if transformer is not None:
-        xs, ys = transformer.transform(xs, ys, errcheck=False)
-        xs, ys = np.asarray(xs), np.asarray(ys)
-    inv = ~native.transform
-    with np.errstate(invalid="ignore"):
-        col_f = inv.a * xs + inv.b * ys + inv.c
-        row_f = inv.d * xs + inv.e * ys + inv.f
+    row_f, col_f = _continuous_positions(native, grid, tile, transformer)
     finite = np.isfinite(col_f) & np.isfinite(row_f)
     # Clipping first keeps far-away points representable as int64 (and still outside).
     cols = np.where(finite, np.floor(np.clip(np.where(finite, col_f, 0.0), -1, native.width)), -1).astype("int64")
