@@ -1,19 +1,30 @@
-"""Fetch only the bands a compute needs: the one dask trick, labelled as such.
+"""Classic-graph tricks, labelled as such: fetch only the bands a compute needs, and split
+packed reads per time block without extra tasks.
 
 The graph of graph.py is public dask API and correct everywhere: each read fetches
 every band of the Dataset. This module narrows reads to the bands a compute actually
 uses, which needs to see the whole compute - something only dask's graph culling sees.
 
-With dask's classic ``HighLevelGraph`` (array query planning off), ``HighLevelGraph.cull``
-hands one mutable key set to every layer of one pass, dependents first. Each band's
-layer (wrapped in ``_BandLayer``) records, under that set's identity, that the compute
-needs its band; the read layer (``_ReadLayer``), culled after every band layer, then
-builds its tasks with only those bands. Keys, groups and packing stay as planned.
+With dask's classic ``HighLevelGraph`` (array query planning off), every band's take
+also depends on a one-task *marker* array of that band (``band_marker``), whose layer
+(``_MarkerLayer``) the HighLevelGraph lists as depending on the read layer. So
+``HighLevelGraph.cull``, which hands one mutable key set to every layer of one pass,
+dependents first, culls each marker the compute needs before the reads: the marker
+records its band under that set's identity, and the read layer (``_ReadLayer``) then
+builds its tasks with only those bands. Keys, groups and packing stay as planned. The
+takes themselves stay plain ``Blockwise`` layers, so dask still fuses them with the
+user's elementwise work (one task per block); only the tiny marker layers are wrapped.
 
-``tests/client/test_narrowing.py`` pins the behaviour this relies on. Where it is not
-available (dask's array query planning, or a dask whose HighLevelGraph changed), the
-graph stays as built - still one request per block for all bands - and a warning says
-so once.
+A packed read's (k, 1, 1) holder is split per time block by ``split_per_time_block``: one
+layer of k tasks that each take one element of the read's result. ``rechunk`` does the same
+with public API (and is what dask's query planning gets), but its split and merge tasks
+plus dask's linear fusion leave two tasks per block (a fused task and an ``Alias``) - on
+dask.distributed, where every task costs about a millisecond, a third of a small-chunk job.
+
+``tests/test_query_planning.py`` and the request-count tests pin the behaviour this
+relies on. Where it is not available (dask's array query planning, or a dask whose
+HighLevelGraph changed), the graph stays as built - still one request per block for all
+bands - and a warning says so once.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import dask.array as da
+import numpy as np
 
 from eexarray.engine.plan import ReadPlan
 from eexarray.engine.run import read_block
@@ -83,7 +95,9 @@ class _Wrapped(_layer_base()):  # type: ignore[misc]
         return self.inner.get_output_keys()
 
 
-class _BandLayer(_Wrapped):
+class _MarkerLayer(_Wrapped):
+    """The one-task layer of a band's marker: culled (so needed) means the compute needs the band."""
+
     def __init__(self, inner: Any, token: str, band: int) -> None:
         super().__init__(inner)
         self.token = token
@@ -117,37 +131,75 @@ class _ReadLayer(_Wrapped):
         return MaterializedLayer(tasks), {key: set() for key in tasks}
 
 
+def _marker_name(plan: ReadPlan, band: int) -> str:
+    return f"eexarray-band-{band}-{plan.token}"
+
+
+def band_marker(plan: ReadPlan, band: int) -> da.Array:
+    """A 0-d array (one tiny task) every block of ``band``'s take depends on."""
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = _marker_name(plan, band)
+    graph = HighLevelGraph.from_collections(name, {(name,): band}, dependencies=())
+    return da.Array(graph, name, chunks=(), dtype=int, meta=np.empty((), dtype=int))
+
+
 def narrow(plan: ReadPlan, reads: da.Array, takes: dict[int, da.Array]) -> dict[int, da.Array]:
-    """``takes`` (band position -> the band's array over ``reads``) with reads narrowed per compute."""
-    try:
-        if da.array_expr_enabled():
-            raise RuntimeError("dask's array query planning is on")
-        from dask.highlevelgraph import HighLevelGraph
+    """``takes`` (band position -> the band's array over ``reads`` and its marker) with reads
+    narrowed per compute. Raises if dask's HighLevelGraph is not what this relies on."""
+    from dask.highlevelgraph import HighLevelGraph
 
-        narrowed = {}
-        for band, array in takes.items():
-            graph = array.dask
-            layers = dict(graph.layers)
-            layers[reads.name] = _ReadLayer(layers[reads.name], plan)
-            for name in graph.layers:
-                if name.endswith(plan.token) and name != reads.name:
-                    layers[name] = _BandLayer(layers[name], plan.token, band)
-            wrapped = HighLevelGraph(layers, graph.dependencies)
-            narrowed[band] = da.Array(wrapped, array.name, array.chunks, meta=array._meta)
-        return narrowed
-    except Exception as error:  # noqa: BLE001 - any change in dask's internals: keep the correct graph
-        _warn_once(error)
-        return takes
+    narrowed = {}
+    for band, array in takes.items():
+        graph = array.dask
+        layers = dict(graph.layers)
+        dependencies = {name: set(deps) for name, deps in graph.dependencies.items()}
+        layers[reads.name] = _ReadLayer(layers[reads.name], plan)
+        for marked in plan.bands:
+            name = _marker_name(plan, marked)
+            if name in layers:
+                layers[name] = _MarkerLayer(layers[name], plan.token, marked)
+                # Layer order only (no task depends on a read through it): culled before the reads.
+                dependencies[name] = dependencies[name] | {reads.name}
+        wrapped = HighLevelGraph(layers, dependencies)
+        narrowed[band] = da.Array(wrapped, array.name, array.chunks, meta=array._meta)
+    return narrowed
 
 
-def _warn_once(error: Exception) -> None:
+def _element(holder: np.ndarray, index: int) -> np.ndarray:
+    return holder[index : index + 1]
+
+
+def split_per_time_block(plan: ReadPlan, reads: da.Array, ones: tuple[tuple[int, ...], ...]) -> da.Array:
+    """``reads`` (time chunks: ``plan.group_blocks``) with one (1, 1, 1) holder per time block:
+    one task per time block, each depending on its group's read only."""
+    from dask._task_spec import Task, TaskRef
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"eexarray-split-{plan.token}"
+    rows, cols = (range(len(chunks)) for chunks in ones)
+    tasks: dict[Any, Any] = {}
+    for group, (first, stop) in enumerate(plan.groups):
+        for index, block in enumerate(range(first, stop)):
+            for row in rows:
+                for col in cols:
+                    key = (name, block, row, col)
+                    tasks[key] = Task(key, _element, TaskRef((reads.name, group, row, col)), index)
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=[reads])  # type: ignore[list-item]
+    chunks = ((1,) * len(plan.layout.time_chunks), *ones)
+    return da.Array(graph, name, chunks, meta=reads._meta)
+
+
+def warn_unavailable(reason: object) -> None:
+    """Once per process: the classic-graph tricks are off, the graph is the public one."""
     global _warned
     if _warned:
         return
     _warned = True
     warnings.warn(
-        f"eexarray cannot narrow reads to the bands a compute needs here ({error}); every read fetches all "
-        "the Dataset's bands (still one request per block). Open with bands=[...] to fetch fewer.",
+        f"eexarray cannot narrow reads to the bands a compute needs here ({reason}); every read fetches all "
+        "the Dataset's bands (still one request per block, packed reads split with dask's rechunk). "
+        "Open with bands=[...] to fetch fewer.",
         NarrowingUnavailableWarning,
         stacklevel=4,
     )

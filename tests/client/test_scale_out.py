@@ -204,3 +204,75 @@ def test_many_point_selections_keep_a_bounded_graph_cache():
     assert len(opened._arrays) <= GRAPH_CACHE_SIZE
     for k, value in zip(range(GRAPH_CACHE_SIZE + 17, GRAPH_CACHE_SIZE + 20), values):
         assert value == int(procedural_values(0, np.array([[k]]), np.array([[2 * k]]), 0, "uint8")[0, 0])
+
+
+def _computed_with_graph(array) -> tuple[np.ndarray, dict]:
+    """``array``'s values and the graph dask's threaded scheduler ran (after dask's optimisations)."""
+    from dask.callbacks import Callback
+
+    graphs = []
+    with Callback(start=lambda dsk: graphs.append(dict(dsk))):
+        values = array.compute(scheduler="threads")
+    return np.asarray(values), graphs[-1]
+
+
+def _ndvi(ds):
+    red, nir = ds.red.astype("float32"), ds.nir.astype("float32")
+    return (nir - red) / (nir + red)
+
+
+def _expected_ndvi(times: range) -> np.ndarray:
+    rows, cols = np.arange(64)[:, None], np.arange(64)[None, :]
+    red = np.stack([procedural_values(0, rows, cols, t, "uint16") for t in times]).astype("float32")
+    nir = np.stack([procedural_values(1, rows, cols, t, "uint16") for t in times]).astype("float32")
+    return (nir - red) / (nir + red)
+
+
+@pytest.mark.parametrize("images_per_request", [None, 8])
+def test_one_task_per_block_of_a_packed_series(server, monkeypatch, images_per_request):
+    """Task counts matter on dask.distributed (about a millisecond each): a packed series read
+    costs one task per read, and each block of the user's elementwise work stays one task.
+
+    One group per spatial block (every image in one request): the bands' takes read their
+    time step straight from the read (classic graphs). Groups of 8 images: one split task
+    per block as well. Under query planning only requests and values are checked.
+    """
+    from eexarray.engine.source import PixelSource
+
+    if images_per_request:
+        monkeypatch.setattr(PixelSource, "images_per_packed_request", lambda self, window, bands: images_per_request)
+    ds = eexarray.open_dataset("test/series", endpoint=server.url, chunks={"time": 1, "y": 32, "x": 32})
+    ndvi = _ndvi(ds.isel(**SERIES_WINDOW))
+    blocks = 30 * 4
+    reads = 4 * (-(-30 // images_per_request) if images_per_request else 1)
+    server.reset_stats()
+    values, tasks = _computed_with_graph(ndvi.data)
+    assert _pixel_requests(server) == reads
+    np.testing.assert_allclose(values, _expected_ndvi(range(30)), rtol=1e-6)
+    names = [key[0] if isinstance(key, tuple) else key for key in tasks]
+    if not dask.array.array_expr_enabled():  # query planning (dask 2026.8) leaves every elementwise step a task
+        assert sum(name.startswith("eexarray-read-") for name in names) == reads
+        splits = blocks if images_per_request else 0
+        assert len(tasks) == reads + splits + blocks + 2 + 1  # + a marker per band (narrowing.py), dask's finalize
+
+
+def test_classic_graph_tricks_fall_back_to_the_public_graph(server, monkeypatch):
+    """If dask's HighLevelGraph stops behaving as narrowing.py expects, the arrays are built
+    with public API only: same requests per block (all bands), exact values, one warning."""
+    from eexarray.backend import narrowing
+
+    def broken(*args, **kwargs):
+        raise TypeError("a HighLevelGraph change")
+
+    if dask.array.array_expr_enabled():
+        pytest.skip("query planning always builds the public graph (the other tests of this file)")
+    monkeypatch.setattr(narrowing, "narrow", broken)
+    monkeypatch.setattr("eexarray.backend.graph.narrow", broken)
+    monkeypatch.setattr(narrowing, "_warned", False)
+    with pytest.warns(narrowing.NarrowingUnavailableWarning, match="a HighLevelGraph change"):
+        ds = eexarray.open_dataset("test/series", endpoint=server.url, chunks={"time": 1, "y": 32, "x": 32})
+        ndvi = _ndvi(ds.isel(**SERIES_WINDOW))
+    server.reset_stats()
+    values = ndvi.compute(scheduler="threads").values
+    assert _pixel_requests(server) == 4
+    np.testing.assert_allclose(values, _expected_ndvi(range(30)), rtol=1e-6)
