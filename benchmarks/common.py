@@ -25,6 +25,7 @@ from affine import Affine
 from eexarray.geometry import PixelGrid, Window
 from eexarray.geometry.window import tile_window
 from eexarray.planning import auto_tile_shape
+from eexarray.transport.body import as_buffer, empty_body
 from eexarray.transport.decode import read_npy
 
 LATENCY_MS = 100.0
@@ -157,7 +158,7 @@ class ReplayLimitClient:
             with session.post(url, data=body, headers=headers, timeout=300, stream=True) as response:
                 response.raise_for_status()
                 size = int(response.headers["Content-Length"])
-                buffer = memoryview(bytearray(size))
+                buffer = as_buffer(empty_body(size))  # the buffer eexarray's transport reads into
                 filled = 0
                 while filled < size:
                     count = response.raw.readinto(buffer[filled:])
