@@ -25,7 +25,6 @@ from affine import Affine
 from eexarray.geometry import PixelGrid, Window
 from eexarray.geometry.window import tile_window
 from eexarray.planning import auto_tile_shape
-from eexarray.transport.body import as_buffer, empty_body
 from eexarray.transport.decode import read_npy
 
 LATENCY_MS = 100.0
@@ -158,7 +157,7 @@ class ReplayLimitClient:
             with session.post(url, data=body, headers=headers, timeout=300, stream=True) as response:
                 response.raise_for_status()
                 size = int(response.headers["Content-Length"])
-                buffer = as_buffer(empty_body(size))  # the buffer eexarray's transport reads into
+                buffer = memoryview(bytearray(size))
                 filled = 0
                 while filled < size:
                     count = response.raw.readinto(buffer[filled:])

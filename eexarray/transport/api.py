@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from eexarray.geometry import PixelGrid
-from eexarray.transport.body import Body, starts_with
 from eexarray.transport.decode import BODY_SLACK_BYTES, DECODERS, max_body_bytes
 from eexarray.transport.errors import CorruptResponseError
 from eexarray.transport.http import RestClient
@@ -117,8 +116,8 @@ def get_pixels(
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_png(content: Body) -> bytes:
-    if not starts_with(content, PNG_MAGIC):
+def _check_png(content: bytes | bytearray) -> bytes:
+    if not content.startswith(PNG_MAGIC):
         raise CorruptResponseError(f"not a PNG body (starts with {bytes(content[:16])!r})")
     return bytes(content)
 

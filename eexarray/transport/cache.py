@@ -35,8 +35,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from eexarray.transport.body import Body, as_buffer
-
 DEFAULT_MAX_BYTES = 10 * 2**30  # 10 GiB
 ENVIRONMENT_VARIABLE = "EEXARRAY_REQUEST_CACHE"
 _MAGIC = b"EEXARRAY-RESPONSE-1\n"
@@ -97,7 +95,7 @@ class RequestCache:
                 if len(header) != _HEADER_BYTES or not header.startswith(_MAGIC):
                     raise _BadEntry
                 length = int.from_bytes(header[len(_MAGIC) : len(_MAGIC) + 8], "little")
-                body = bytearray(length)  # disk-bound: the zero-fill does not show here
+                body = bytearray(length)
                 if file.readinto(body) != length or file.read(1):
                     raise _BadEntry
         except FileNotFoundError:
@@ -114,19 +112,19 @@ class RequestCache:
             pass  # evicted meanwhile by another process: the body read is still whole
         return body
 
-    def put(self, key: str, body: Body | memoryview) -> None:
+    def put(self, key: str, body: bytes | bytearray | memoryview) -> None:
         """Store ``body`` under ``key`` atomically (a body larger than the whole cache is not stored)."""
         length = len(body)
         if length + _HEADER_BYTES > self.max_bytes:
             return
-        digest = hashlib.blake2b(as_buffer(body), digest_size=_DIGEST_BYTES).digest()
+        digest = hashlib.blake2b(body, digest_size=_DIGEST_BYTES).digest()
         final = self._path(key)
         temporary = os.path.join(self.directory, "tmp", f"{key}.{os.getpid()}.{uuid.uuid4().hex}")
         try:
             os.makedirs(os.path.dirname(final), exist_ok=True)
             with open(temporary, "wb") as file:
                 file.write(_MAGIC + length.to_bytes(8, "little") + digest)
-                file.write(as_buffer(body))
+                file.write(body)
             os.replace(temporary, final)
         except OSError:
             # A full or read-only disk must not fail the compute: the pixels are in hand.

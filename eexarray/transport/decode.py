@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from eexarray.transport.body import Body, starts_with
 from eexarray.transport.errors import CorruptResponseError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -50,7 +49,7 @@ class NpyHeader(NamedTuple):
     offset: int  # where the pixels start in the body
 
 
-def npy_header(content: Body) -> NpyHeader:
+def npy_header(content: bytes | bytearray) -> NpyHeader:
     """The shape, dtype and data offset of an NPY body, parsed strictly (C order only).
 
     Not ``numpy.lib.format.read_array_header_*`` (nor ``np.load``): those parse the header
@@ -195,13 +194,13 @@ def _scalar_dtype(type_string: str) -> np.dtype:
     return np.dtype(type_string)
 
 
-def read_npy(content: Body) -> np.ndarray:
+def read_npy(content: bytes | bytearray) -> np.ndarray:
     """An NPY body as an array (a view into ``content``): ``np.load`` for bodies, without ``ast``."""
     header = npy_header(content)
     return _pixels(content, header)
 
 
-def _pixels(content: Body, header: NpyHeader) -> np.ndarray:
+def _pixels(content: bytes | bytearray, header: NpyHeader) -> np.ndarray:
     count = 1
     for size in header.shape:
         count *= size
@@ -216,7 +215,7 @@ def _pixels(content: Body, header: NpyHeader) -> np.ndarray:
 
 
 def decode_npy(
-    content: Body, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
+    content: bytes | bytearray, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
     """A structured NPY body -> one 2-D array per band (views into the body), validated first.
 
@@ -261,13 +260,13 @@ def _check_descriptions(descriptions: Sequence[str | None], band_ids: Sequence[s
 
 
 def decode_geotiff(
-    content: Body, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
+    content: bytes | bytearray, *, shape: tuple[int, int], band_ids: Sequence[str], dtypes: Sequence[np.dtype]
 ) -> dict[str, np.ndarray]:
     """A GeoTIFF body -> one 2-D array per band (bands in request order, checked by description)."""
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
     from rasterio.io import MemoryFile
 
-    if not (starts_with(content, b"II") or starts_with(content, b"MM")):
+    if not (content.startswith(b"II") or content.startswith(b"MM")):
         raise CorruptResponseError(f"not a TIFF body (starts with {bytes(content[:16])!r})")
     try:
         # rasterio's MemoryFile takes bytes only (the transport reads into a bytearray).

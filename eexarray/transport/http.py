@@ -14,7 +14,6 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from eexarray.transport import deadline
-from eexarray.transport.body import Body, as_buffer, empty_body
 from eexarray.transport.cache import RequestCache
 from eexarray.transport.cluster import request_slot
 from eexarray.transport.config import ConnectionConfig
@@ -32,6 +31,7 @@ from eexarray.transport.errors import (
 from eexarray.transport.session import COUNTERS, endpoint_state
 
 T = TypeVar("T")
+Body = bytes | bytearray  # response bodies: a bytearray when read straight from the socket
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Bodies of JSON calls (and error bodies of any call) are read up to this size, decompressed.
 MAX_JSON_BODY_BYTES = 256 * 2**20
@@ -376,7 +376,7 @@ def _read_body(response: requests.Response, limit: int) -> Body:
     """The whole body, read straight into one writable buffer when its length is declared.
 
     One copy from the socket (``requests``' ``.content`` joins 10 kB chunks: two), and
-    the buffer is a writable uint8 array, so decoded pixel arrays can be views into it. Never more
+    the buffer is writable, so decoded pixel arrays can be views into it. Never more
     than ``limit`` bytes: a declared length beyond it is refused before reading, and a
     compressed (or undeclared) body is read step by step and given up past it.
     """
@@ -390,8 +390,8 @@ def _read_body(response: requests.Response, limit: int) -> Body:
     if size > limit:
         response.close()
         raise _BodyTooLarge(f"Content-Length {size} bytes, at most {limit} expected")
-    buffer = empty_body(size)
-    view = as_buffer(buffer)
+    buffer = bytearray(size)
+    view = memoryview(buffer)
     filled = 0
     try:
         while filled < size:
@@ -455,6 +455,6 @@ def _is_connect_failure(error: requests.exceptions.ConnectionError) -> bool:
 
 def _decode_json(content: Body) -> Any:
     try:
-        return json.loads(content if isinstance(content, (bytes, bytearray)) else bytes(content))
+        return json.loads(content)
     except ValueError as error:
         raise CorruptResponseError(f"invalid JSON ({error})") from None
