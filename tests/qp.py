@@ -17,6 +17,7 @@ QUERY_PLANNING = da.array_expr_enabled()
 REDUCTIONS = "xarray reductions (mean, median) of dask arrays: Array.__array_function__ raises NotImplementedError"
 FILL_VALUE = "xarray's CF encoding of an integer dask variable with _FillValue calls full_like: NotImplementedError"
 STORE = "da.store and da.from_delayed (xarray's to_zarr, xarray-beam) are not implemented for dask-expr"
+TO_DELAYED = "Array.to_delayed is not implemented for dask-expr arrays: AttributeError"
 FANCY_INDEX = "fancy indexing of a dask array lowers to a Shuffle that has no _token: AttributeError"
 
 

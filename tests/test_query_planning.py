@@ -71,6 +71,7 @@ GAPS = {
     ),
     "store": ("da.store(da.zeros(2, chunks=1), np.empty(2))", "NotImplementedError"),
     "fancy_index": ("da.zeros(8, chunks=2)[np.array([5, 1, 5])].compute()", "AttributeError"),
+    "to_delayed": ("da.zeros(4, chunks=2).to_delayed()", "AttributeError"),
 }
 
 

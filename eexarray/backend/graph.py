@@ -44,7 +44,7 @@ class Finish:
 
 def _take(holder: np.ndarray, *marker: int, band: int, finish: Finish | None, has_time: bool) -> np.ndarray:
     # ``marker``: the band's narrowing marker (narrowing.py), on classic graphs; unused here.
-    data = holder.item()[band]
+    data = holder.item().band(band)
     if not has_time:
         data = data[0]  # an image: (rows, cols)
     return finish(data) if finish is not None else data
@@ -61,7 +61,7 @@ def _take_span(
     """``_take`` of time block ``block_id[0]`` from a read holding every time block."""
     assert block_id is not None  # map_blocks passes it
     start, stop = spans[block_id[0]]
-    data = holder.item()[band][start:stop]
+    data = holder.item().band(band)[start:stop]
     return finish(data) if finish is not None else data
 
 

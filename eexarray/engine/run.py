@@ -47,13 +47,51 @@ def read_block(plan: ReadPlan, block_id: tuple[int, ...] | None = None) -> np.nd
     data = _read_on_worker(plan, key) if _distributed_worker() else _local_take(plan, key)
     if len(block_id) == 2:
         holder = np.empty((1, 1), dtype=object)
-        holder[0, 0] = data
+        holder[0, 0] = BlockPixels(data, plan, key, None)
         return holder
     spans = plan.block_spans(key[0])
     holder = np.empty((len(spans), 1, 1), dtype=object)
-    for index, (start_, stop) in enumerate(spans):
-        holder[index, 0, 0] = data if len(spans) == 1 else {band: pixels[start_:stop] for band, pixels in data.items()}
+    for index, span in enumerate(spans):
+        if len(spans) == 1:
+            holder[index, 0, 0] = BlockPixels(data, plan, key, None)
+        else:
+            start_, stop = span
+            holder[index, 0, 0] = BlockPixels({b: pixels[start_:stop] for b, pixels in data.items()}, plan, key, span)
     return holder
+
+
+class BlockPixels(dict[int, np.ndarray]):
+    """A read's pixels by band position (for one time block when ``span`` is set), and how to
+    get a band the read does not hold.
+
+    A read narrowed to some bands (backend/narrowing.py) keeps the keys of the full read, so a
+    graph merged from collections optimised apart (``to_delayed()`` of two variables, say)
+    can hand a band's take a read narrowed to another band. The take then reads its own band
+    (correct, one more request for that block) instead of failing.
+    """
+
+    def __init__(self, pixels: GroupData, plan: ReadPlan, key: ReadKey, span: tuple[int, int] | None) -> None:
+        super().__init__(pixels)
+        self.plan = plan
+        self.key = key
+        self.span = span
+        self._lock = threading.Lock()  # the takes of a series share one holder: one read of a band
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a lock does not pickle (holders travel between workers)
+        return (BlockPixels, (dict(self), self.plan, self.key, self.span))
+
+    def band(self, band: int) -> np.ndarray:
+        found = self.get(band)
+        if found is not None:
+            return found
+        with self._lock:  # a read narrowed to other bands: read this band's time steps here, once
+            found = self.get(band)
+            if found is None:
+                times, window = self.plan.read_of(*self.key)
+                if self.span is not None:
+                    times = times[self.span[0] : self.span[1]]
+                found = self[band] = self.plan.source.start_read(times, window, (band,)).result()[band]
+        return found
 
 
 def start(plan: ReadPlan, key: ReadKey) -> PendingRead:

@@ -16,7 +16,7 @@ import eexarray
 from eexarray.engine import run
 from eexarray.engine.source import PendingRead
 from eexarray.server.images import procedural_values
-from tests.qp import REDUCTIONS, dask_expr_gap
+from tests.qp import REDUCTIONS, TO_DELAYED, dask_expr_gap
 
 from .conftest import catalog
 
@@ -276,3 +276,28 @@ def test_classic_graph_tricks_fall_back_to_the_public_graph(server, monkeypatch)
     values = ndvi.compute(scheduler="threads").values
     assert _pixel_requests(server) == 4
     np.testing.assert_allclose(values, _expected_ndvi(range(30)), rtol=1e-6)
+
+
+@dask_expr_gap(TO_DELAYED, AttributeError)
+def test_variables_optimised_apart_then_computed_together(server):
+    """``to_delayed()`` optimises each variable's graph on its own, so each narrows the shared
+    read tasks to its own band under the same keys; computed together, one of those reads
+    serves every variable. Each block still gets its own band's exact pixels."""
+    ds = eexarray.open_dataset(
+        "test/series", endpoint=server.url, chunks={"time": 1, "y": 32, "x": 32}, mask_and_scale=False
+    )
+    window = ds.isel(**SERIES_WINDOW)
+    blocks = {name: list(window[name].data.to_delayed().ravel()) for name in ("red", "nir")}
+    server.reset_stats()
+    (computed,) = dask.compute(blocks, scheduler="threads")
+    # 4 reads (one per spatial block, narrowed to one band), then at most one read of the other
+    # band per spatial block, shared by its 30 time blocks (classic graphs; all bands: 4).
+    assert _pixel_requests(server) <= 8
+    rows, cols = np.arange(64)[:, None], np.arange(64)[None, :]
+    for position, name in enumerate(("red", "nir")):
+        expected = np.stack([procedural_values(position, rows, cols, t, "uint16") for t in range(30)])
+        assembled = np.empty_like(expected)
+        for index, block in enumerate(computed[name]):  # blocks in C order of (30, 2, 2)
+            t, r, c = index // 4, index // 2 % 2, index % 2
+            assembled[t : t + 1, r * 32 : r * 32 + 32, c * 32 : c * 32 + 32] = block
+        np.testing.assert_array_equal(assembled, expected)
