@@ -27,7 +27,11 @@ VERDICTS: dict[str, Verdict] = {
             else ""
         )
         + f"; transport limit {_mib_s(r, 'transport_limit')}: ratio {r['ratio_to_transport_limit']}"
-        + (f" (its blocks, before dask assembles ds.load(): {r['blocks_ratio_to_transport_limit']})" if "blocks" in r else "")
+        + (
+            f" (its blocks, before dask assembles ds.load(): {r['blocks_ratio_to_transport_limit']})"
+            if "blocks" in r
+            else ""
+        )
         + (
             f"; default read (exact masks, {r['default_read']['requests']} requests): "
             f"{r['default_read']['ratio_to_transport_limit']} of its transport limit"
