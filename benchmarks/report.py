@@ -145,27 +145,33 @@ FINDINGS = """\
 * **`distributed`**: the read plan is in the graph, so the cluster makes the threaded
   scheduler's requests (4 packed `computePixels` for 120 images x 4 blocks, 9 for the demo
   job; before the engine: 481 and 227), and read tasks `secede()` while they wait, so two
-  one-thread workers keep every read in flight (4). The reads are done about 2 s into the
-  cluster run; the rest is dask.distributed's per-task cost on this 2-core machine for a
-  job of about 2,400 tasks (time chunks of 1). Packed reads are now split per time block
-  on the object array the bands share, and each band's take is a plain blockwise task, so
-  where band narrowing does not apply (dask's query planning) dask fuses the take with the
-  NDVI arithmetic: 967 tasks instead of 2,415 for this job. Narrowing (classic graphs)
-  wraps the band layers, which stops that fusion: 2,406 tasks, as measured here. The demo
-  job (512-px chunks) runs at 1.03x. The 1.5x target is missed for the small-chunk job.
-  With a cluster the cap is cluster-wide: 3 workers x 4 threads against a server refusing
-  more than 6 requests got no 429 and at most 6 in flight.
-* **`throughput` vs the transport limit**: native values (`mask_and_scale=False`, what
-  the bare clients fetch): all 16 requests start within 0.1 s and the last body arrives
-  about when the raw client's does; the gap is the copy dask makes when it assembles each
-  band's blocks at the end of `ds.load()` (memory-bound here). 0.85-0.90 in quiet runs,
-  0.78 in a noisier one; the 0.9 target is missed. The **default read** (exact masks:
-  `computePixels` with mask bands, decoded to float32 with NaN) reaches about 0.63 of the
-  transport limit of the very same requests (recorded and replayed): its output is twice
-  the bytes (float32 from uint16), allocated twice (the decode per block, then dask's
-  assembly), and fresh memory is expensive to first touch in this VM (profiled: dask's
-  `concatenate3` of 128 MiB took 0.4 s in the read vs 0.015 s on warm memory). Skipping
-  mask work when a response has no masked pixel did not change it measurably.
+  one-thread workers keep every read in flight (4). What remained was the task count:
+  dask.distributed costs about 1.5 ms per task here (scheduler, two workers, the server
+  and this process on 2 cores), more than the work of a 32-px block, and the job had
+  2,406 tasks: per band and block a take (band narrowing wrapped the take layers, which
+  stopped dask's blockwise fusion) and per block a rechunk split, a merge and the `Alias`
+  dask's linear fusion leaves. Bands are now narrowed through one-task marker arrays, so
+  the takes stay blockwise and fuse with the NDVI arithmetic, and a read that holds every
+  time block is picked from directly (a read holding a run of blocks is split by one task
+  per block): 488 tasks (4 reads, 480 fused NDVI blocks, 2 markers, the median). The
+  cluster went from 2.66x to about 1.06x the threaded time, and its no-latency floor
+  from 6.2 s to 1.5 s. Under dask's array query
+  planning every elementwise step stays its own task (dask-expr does not fuse them here,
+  about 7 tasks per block): a dask matter, measured only with classic graphs. With a
+  cluster the cap is cluster-wide: 3 workers x 4 threads against a server refusing more
+  than 6 requests got no 429 and at most 6 in flight.
+* **`throughput` vs the transport limit**: the read engine meets the target, `ds.load()`
+  does not. The same graph computed as its blocks (`to_delayed`, everything but dask's
+  final assembly) reaches 1.0 of the transport limit with native values and about 0.94
+  with the default read (exact masks: `computePixels` with mask bands, decoded to float32
+  with NaN); `ds.load()` reaches about 0.68 and 0.69. The difference is dask assembling
+  each variable from its blocks after the last response (`concatenate3`: a fresh 512 MiB,
+  or 1 GiB of float32, written once more), which any dask-backed reader pays and which
+  no public dask or xarray API lets a backend skip. Most of that time is first touch of
+  fresh memory in this VM: with `NUMPY_MADVISE_HUGEPAGE=0` (numpy then does not ask for
+  transparent huge pages, which this kernel compacts memory for on demand) the same run
+  gave 0.81 and 0.83. Reading bodies into numpy buffers instead of `bytearray` (4.5x
+  faster to fill alone) changed nothing measurable in the read and was reverted.
 * **`xee`** now compares eexarray's default, exact masks (floats, NaN where masked), with
   Xee: 1.8-1.9x (it was 6.6x with native values, the default before). The local server
   evaluates each mask expression in numpy on the same 2 cores, and the client decodes to
