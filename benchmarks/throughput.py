@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask.array as da
 import numpy as np
 
 import eexarray
@@ -58,6 +59,27 @@ BAND_IDS = ("B1", "B2", "B3", "B4")
 def sizes(quick: bool) -> tuple[int, int]:
     """(side in px, rounds): 8192^2 x 4 x 2 bytes = 512 MiB full; 1024^2 = 8 MiB quick."""
     return (1024, 1) if quick else (8192, 5)
+
+
+# ``to_delayed`` is a dask-expr gap (tests/qp.py): under dask's array query planning the
+# blocks measure is left out (the figures in docs/performance.md come from classic graphs).
+BLOCKS_MEASURED = not da.array_expr_enabled()
+
+
+def blocks_figures(block_seconds: list[float], nbytes: int, limit_best_mib_s: float) -> dict[str, Any]:
+    if not block_seconds:
+        return {}
+    blocks = summarize(block_seconds, nbytes)
+    ratio = round(blocks["best_mib_s"] / limit_best_mib_s, 3)
+    return {
+        "blocks": blocks,
+        "blocks_ratio_to_transport_limit": ratio,
+        "blocks_ratio_to_transport_limit_met": ratio >= 0.9,
+    }
+
+
+def _blocks_text(block_seconds: list[float]) -> str:
+    return f" (blocks {block_seconds[-1]:.2f} s)" if block_seconds else ""
 
 
 def blocks_read(url: str, **options: Any) -> float:
@@ -102,18 +124,17 @@ def default_read(url: str, rounds: int, nbytes: int) -> dict[str, Any]:
     response_bytes = 0
     for round_ in range(rounds):
         eex_seconds.append(load())
-        block_seconds.append(blocks_read(url))
+        if BLOCKS_MEASURED:
+            block_seconds.append(blocks_read(url))
         seconds, response_bytes = timed(replay.read)
         limit_seconds.append(seconds)
         print(
-            f"default read round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s (blocks {block_seconds[-1]:.2f} s), "
+            f"default read round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s{_blocks_text(block_seconds)}, "
             f"transport limit {limit_seconds[-1]:.2f} s",
             flush=True,
         )
     eex, limit = summarize(eex_seconds, nbytes), summarize(limit_seconds, nbytes)
-    blocks = summarize(block_seconds, nbytes)
     ratio = round(eex["best_mib_s"] / limit["best_mib_s"], 3)
-    blocks_ratio = round(blocks["best_mib_s"] / limit["best_mib_s"], 3)
     return {
         "what": "open_dataset defaults (mask_and_scale=True: exact masks, float32 + NaN) and ds.load()",
         "requests": len(requests_made),
@@ -123,9 +144,7 @@ def default_read(url: str, rounds: int, nbytes: int) -> dict[str, Any]:
         "ratio_to_transport_limit": ratio,
         "ratio_to_transport_limit_target": ">= 0.9",
         "ratio_to_transport_limit_met": ratio >= 0.9,
-        "blocks": blocks,
-        "blocks_ratio_to_transport_limit": blocks_ratio,
-        "blocks_ratio_to_transport_limit_met": blocks_ratio >= 0.9,
+        **blocks_figures(block_seconds, nbytes, limit["best_mib_s"]),
     }
 
 
@@ -177,13 +196,14 @@ def run(quick: bool) -> dict[str, Any]:
             seconds, eex_arrays = eexarray_read(server.url)
             eex_seconds.append(seconds)
             requests_made = pixel_stats(server)["get_pixels"]
-            block_seconds.append(blocks_read(server.url, mask_and_scale=False))
+            if BLOCKS_MEASURED:
+                block_seconds.append(blocks_read(server.url, mask_and_scale=False))
             seconds, bare_arrays = timed(lambda: bare.read(windows))
             bare_seconds.append(seconds)
             seconds, response_bytes = timed(lambda: limit.read(windows))
             limit_seconds.append(seconds)
             print(
-                f"round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s (blocks {block_seconds[-1]:.2f} s), "
+                f"round {round_ + 1}: eexarray {eex_seconds[-1]:.2f} s{_blocks_text(block_seconds)}, "
                 f"bare {bare_seconds[-1]:.2f} s, "
                 f"transport limit {limit_seconds[-1]:.2f} s",
                 flush=True,
@@ -198,8 +218,7 @@ def run(quick: bool) -> dict[str, Any]:
     eex, ref = summarize(eex_seconds, nbytes), summarize(bare_seconds, nbytes)
     transport = summarize(limit_seconds, nbytes)
     to_limit = round(eex["best_mib_s"] / transport["best_mib_s"], 3)
-    blocks = summarize(block_seconds, nbytes)
-    blocks_to_limit = round(blocks["best_mib_s"] / transport["best_mib_s"], 3)
+
     return {
         "name": "throughput",
         "mib": round(nbytes / MIB, 1),
@@ -217,9 +236,7 @@ def run(quick: bool) -> dict[str, Any]:
         "ratio_to_transport_limit": to_limit,
         "ratio_to_transport_limit_target": ">= 0.9",
         "ratio_to_transport_limit_met": to_limit >= 0.9,
-        "blocks": blocks,
-        "blocks_ratio_to_transport_limit": blocks_to_limit,
-        "blocks_ratio_to_transport_limit_met": blocks_to_limit >= 0.9,
+        **blocks_figures(block_seconds, nbytes, transport["best_mib_s"]),
         "default_read": default,
         **({"small_chunks": many} if many else {}),
         **latency_model(),
