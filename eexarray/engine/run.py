@@ -44,6 +44,7 @@ def read_block(plan: ReadPlan, block_id: tuple[int, ...] | None = None) -> np.nd
     """
     assert block_id is not None  # map_blocks passes it
     key: ReadKey = (block_id[0], block_id[1], block_id[2]) if len(block_id) == 3 else (0, block_id[0], block_id[1])
+    _remember(plan)
     data = _read_on_worker(plan, key) if _distributed_worker() else _local_take(plan, key)
     if len(block_id) == 2:
         holder = np.empty((1, 1), dtype=object)
@@ -60,6 +61,10 @@ def read_block(plan: ReadPlan, block_id: tuple[int, ...] | None = None) -> np.nd
     return holder
 
 
+class BandNotReadError(RuntimeError):
+    """A take got a read narrowed to other bands and cannot read its own band here."""
+
+
 class BlockPixels(dict[int, np.ndarray]):
     """A read's pixels by band position (for one time block when ``span`` is set), and how to
     get a band the read does not hold.
@@ -67,18 +72,23 @@ class BlockPixels(dict[int, np.ndarray]):
     A read narrowed to some bands (backend/narrowing.py) keeps the keys of the full read, so a
     graph merged from collections optimised apart (``to_delayed()`` of two variables, say)
     can hand a band's take a read narrowed to another band. The take then reads its own band
-    (correct, one more request for that block) instead of failing.
+    (correct, one more request for that block) instead of failing. A holder travels between
+    workers without its plan (which grows with the images: kilobytes, more than a small
+    block's pixels); the receiving process finds the plan among those its reads ran.
     """
 
-    def __init__(self, pixels: GroupData, plan: ReadPlan, key: ReadKey, span: tuple[int, int] | None) -> None:
+    def __init__(
+        self, pixels: GroupData, plan: ReadPlan | None, key: ReadKey, span: tuple[int, int] | None, token: str = ""
+    ) -> None:
         super().__init__(pixels)
         self.plan = plan
+        self.token = plan.token if plan is not None else token
         self.key = key
         self.span = span
         self._lock = threading.Lock()  # the takes of a series share one holder: one read of a band
 
-    def __reduce__(self) -> tuple[Any, ...]:  # a lock does not pickle (holders travel between workers)
-        return (BlockPixels, (dict(self), self.plan, self.key, self.span))
+    def __reduce__(self) -> tuple[Any, ...]:  # pixels only: no plan, no lock (neither should travel)
+        return (BlockPixels, (dict(self), None, self.key, self.span, self.token))
 
     def band(self, band: int) -> np.ndarray:
         found = self.get(band)
@@ -87,11 +97,33 @@ class BlockPixels(dict[int, np.ndarray]):
         with self._lock:  # a read narrowed to other bands: read this band's time steps here, once
             found = self.get(band)
             if found is None:
-                times, window = self.plan.read_of(*self.key)
+                plan = self.plan or _seen_plans.get(self.token)
+                if plan is None:
+                    raise BandNotReadError(
+                        f"a read narrowed to bands {sorted(self)} reached the task of band {band} on a worker that "
+                        "ran no read of this Dataset: compute these variables together (one dask.compute, not "
+                        "collections optimised apart such as to_delayed()), or open with bands=[...]"
+                    )
+                times, window = plan.read_of(*self.key)
                 if self.span is not None:
                     times = times[self.span[0] : self.span[1]]
-                found = self[band] = self.plan.source.start_read(times, window, (band,)).result()[band]
+                found = self[band] = plan.source.start_read(times, window, (band,)).result()[band]
         return found
+
+
+# The plans whose reads ran in this process, by token (for BlockPixels.band); bounded.
+_seen_plans: dict[str, ReadPlan] = {}
+_seen_plans_lock = threading.Lock()
+_SEEN_PLANS_MAX = 64
+
+
+def _remember(plan: ReadPlan) -> None:
+    if plan.token in _seen_plans:
+        return
+    with _seen_plans_lock:
+        if len(_seen_plans) >= _SEEN_PLANS_MAX:
+            _seen_plans.pop(next(iter(_seen_plans)))
+        _seen_plans[plan.token] = plan
 
 
 def start(plan: ReadPlan, key: ReadKey) -> PendingRead:

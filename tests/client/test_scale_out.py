@@ -301,3 +301,26 @@ def test_variables_optimised_apart_then_computed_together(server):
             t, r, c = index // 4, index // 2 % 2, index % 2
             assembled[t : t + 1, r * 32 : r * 32 + 32, c * 32 : c * 32 + 32] = block
         np.testing.assert_array_equal(assembled, expected)
+
+
+def test_a_holder_travels_without_its_plan(server, monkeypatch):
+    """Holders move between workers as pixels only; a narrowed one still reads a missing band
+    where this process ran a read of the plan, and says what to do where it did not."""
+    import pickle
+
+    monkeypatch.setattr(run, "_seen_plans", {})
+    ds = eexarray.open_dataset("test/series", endpoint=server.url, chunks={"time": 1, "y": 32, "x": 32})
+    ds.red.isel(time=0, y=slice(0, 32), x=slice(0, 32)).compute(scheduler="threads")  # a read ran here
+    (plan,) = run._seen_plans.values()
+    pixels = {0: np.zeros((1, 32, 32), dtype="uint16")}
+    holder = run.BlockPixels(pixels, plan, (0, 0, 0), (0, 1))
+    travelled = pickle.loads(pickle.dumps(holder))
+    payload = pickle.dumps(holder)
+    assert b"ReadPlan" not in payload and len(payload) < len(pickle.dumps(pixels)) + 300
+    rows, cols = np.arange(32)[:, None], np.arange(32)[None, :]
+    np.testing.assert_array_equal(
+        travelled.band(1)[0], procedural_values(1, rows, cols, plan.read_of(0, 0, 0)[0][0], "uint16")
+    )
+    monkeypatch.setattr(run, "_seen_plans", {})
+    with pytest.raises(run.BandNotReadError, match="compute these variables together"):
+        pickle.loads(pickle.dumps(holder)).band(1)
