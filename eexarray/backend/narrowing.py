@@ -21,10 +21,13 @@ with public API (and is what dask's query planning gets), but its split and merg
 plus dask's linear fusion leave two tasks per block (a fused task and an ``Alias``) - on
 dask.distributed, where every task costs about a millisecond, a third of a small-chunk job.
 
-``tests/test_query_planning.py`` and the request-count tests pin the behaviour this
-relies on. Where it is not available (dask's array query planning, or a dask whose
-HighLevelGraph changed), the graph stays as built - still one request per block for all
-bands - and a warning says so once.
+The wrapped read layer also keeps dask's blockwise fusion from copying a read into each
+take that broadcasts it (graph.py's shortcut for a read holding every time block).
+
+The request- and task-count tests (tests/client/test_scale_out.py and others) pin the
+behaviour this relies on. Where it is not available (dask's array query planning, or a
+dask whose HighLevelGraph changed), graph.py builds the public graph instead - still one
+request per block, for all bands - and ``warn_unavailable`` says so once.
 """
 
 from __future__ import annotations
