@@ -28,7 +28,8 @@ VERDICTS: dict[str, Verdict] = {
         )
         + f"; transport limit {_mib_s(r, 'transport_limit')}: ratio {r['ratio_to_transport_limit']}"
         + (
-            f" (its blocks, before dask assembles ds.load(): {r['blocks_ratio_to_transport_limit']})"
+            f" (its blocks, before dask assembles ds.load(): {r['blocks_ratio_to_transport_limit']}; "
+            f"dask's assembly alone caps any ds.load() at {r['load_ceiling_ratio_to_transport_limit']})"
             if "blocks" in r
             else ""
         )
@@ -36,7 +37,8 @@ VERDICTS: dict[str, Verdict] = {
             f"; default read (exact masks, {r['default_read']['requests']} requests): "
             f"{r['default_read']['ratio_to_transport_limit']} of its transport limit"
             + (
-                f" (blocks: {r['default_read']['blocks_ratio_to_transport_limit']})"
+                f" (blocks: {r['default_read']['blocks_ratio_to_transport_limit']}; "
+                f"ceiling: {r['default_read']['load_ceiling_ratio_to_transport_limit']})"
                 if "blocks" in r["default_read"]
                 else ""
             )

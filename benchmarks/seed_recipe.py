@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import MIB, auto_windows, latency_model, square_grid, start_server, summarize, timed
-from benchmarks.throughput import ASSET, BAND_IDS, DTYPES, eexarray_read, sizes
+from benchmarks.common import MIB, auto_windows, latency_model, square_grid, start_server, summarize, timed, warm_memory
+from benchmarks.throughput import ASSET, BAND_IDS, DTYPES, WARM_FACTOR, eexarray_read, sizes
 from eexarray.geometry import PixelGrid, Window
 from eexarray.server import ProceduralImage
 from eexarray.transport.config import DEFAULT_MAX_CONCURRENCY
@@ -72,15 +72,17 @@ def run(quick: bool) -> dict[str, Any]:
     image = ProceduralImage(ASSET, grid, dtypes=DTYPES, band_ids=BAND_IDS)
     windows = auto_windows(side, side, DTYPES)
     nbytes = side * side * sum(np.dtype(d).itemsize for d in DTYPES)
+    warm = WARM_FACTOR * nbytes  # the same start for both clients (common.warm_memory)
     with start_server([image]) as server:
         ee = initialize_ee(server.url)
         try:
-            eexarray_read(server.url)
+            eexarray_read(server.url, 0)
             recipe_read(ee, grid, windows[:1], DEFAULT_MAX_CONCURRENCY)
             eex_seconds, recipe_seconds = [], []
             for round_ in range(rounds):
-                seconds, eex_arrays = eexarray_read(server.url)
+                seconds, eex_arrays = eexarray_read(server.url, warm)
                 eex_seconds.append(seconds)
+                warm_memory(warm)
                 seconds, recipe_arrays = timed(lambda: recipe_read(ee, grid, windows, DEFAULT_MAX_CONCURRENCY))
                 recipe_seconds.append(seconds)
                 print(

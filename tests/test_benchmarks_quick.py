@@ -59,5 +59,9 @@ def test_quick_variant_prints_a_final_json_line(name, capsys):
         assert isinstance(result["ratio"], (int, float))
     if name in ("throughput", "seed_recipe"):
         assert result["identical"] is True  # both clients read the same pixels
+    if name == "throughput" and not QUERY_PLANNING:  # blocks are measured with classic graphs only
+        for figures in (result, result["default_read"]):
+            assert {"blocks", "assembly", "load_ceiling_ratio_to_transport_limit"} <= figures.keys()
+            assert 0 < figures["load_ceiling_ratio_to_transport_limit"] < 1
     if name == "cached_rerun":
         assert result["targets_met"] is True  # request counts and identical values, not timings
