@@ -162,23 +162,35 @@ FINDINGS = """\
   about 7 tasks per block): a dask matter, measured only with classic graphs. With a
   cluster the cap is cluster-wide: 3 workers x 4 threads against a server refusing more
   than 6 requests got no 429 and at most 6 in flight.
-* **`throughput` vs the transport limit**: the read engine meets the target, `ds.load()`
-  does not. The same graph computed as its blocks (`to_delayed`, everything but dask's
-  final assembly) reaches 1.0 of the transport limit with native values and about 0.94
-  with the default read (exact masks: `computePixels` with mask bands, decoded to float32
-  with NaN); `ds.load()` reaches about 0.68 and 0.69. The difference is dask assembling
-  each variable from its blocks after the last response (`concatenate3`: a fresh 512 MiB,
-  or 1 GiB of float32, written once more), which any dask-backed reader pays and which
-  no public dask or xarray API lets a backend skip. Most of that time is first touch of
-  fresh memory in this VM: with `NUMPY_MADVISE_HUGEPAGE=0` (numpy then does not ask for
-  transparent huge pages, which this kernel compacts memory for on demand) the same run
-  gave 0.81 and 0.83. Reading bodies into numpy buffers instead of `bytearray` (4.5x
-  faster to fill alone) changed nothing measurable in the read and was reverted.
-* **`xee`** now compares eexarray's default, exact masks (floats, NaN where masked), with
-  Xee: 1.8-1.9x (it was 6.6x with native values, the default before). The local server
-  evaluates each mask expression in numpy on the same 2 cores, and the client decodes to
-  float32 (above); with `mask_and_scale=False` this job takes about 0.9 s instead of 2 s.
-  The 3x target is missed with the new default.
+* **Memory in this VM (every comparing benchmark)**: the balloon driver hands memory
+  freed more than about 2 s earlier back to the host (free page reporting), and touching
+  it again costs about 15x touching memory freed just before: 512 MiB took 1.27 s after an
+  8 s pause and 0.08 s at once. A client that ran right after another one freed a lot got
+  cheap memory, one that ran after a pause paid for it, so the clients' order set part of
+  the ratios. Each timed run of `throughput`, `seed_recipe` and `xee` now starts by
+  touching and freeing the same amount (`common.warm_memory`, 6x the output bytes): the
+  same start for every client, the figures of a machine whose memory no hypervisor takes
+  back. That alone moved the native `ds.load()` from 0.68 to 0.77-0.82 of the transport
+  limit (the default read: 0.67-0.79, from 0.69) and `xee` from 1.8x to about 4x.
+* **`throughput` vs the transport limit**: the read engine meets the target; `ds.load()`
+  cannot, on this machine. The same graph computed as its blocks (`to_delayed`, everything
+  but dask's final assembly) reaches 0.95-1.05 of the transport limit with native values
+  and 0.84-1.07 with the default read (exact masks: `computePixels` with mask bands,
+  decoded to float32 with NaN), depending on the run. `ds.load()` then waits for dask to
+  assemble each variable from its blocks (`finalize`: a fresh array, every block copied
+  in; a single block is copied too), which starts after the last response and which no
+  public dask or xarray API lets a backend skip or do itself. Timed apart on the very
+  blocks, in warm memory, that assembly takes 0.18-0.30 s for 512 MiB of interleaved
+  `uint16` bands and 0.22-0.34 s for 1 GiB of float32: even an engine at the transport
+  limit itself leaves `ds.load()` at most 0.88 (native) and 0.90 (default read) of it,
+  the `ceiling` figures. `ds.load()` reached 0.77 and 0.67, i.e. 0.85-0.88 of engine +
+  assembly. Tried and reverted: reading bodies into numpy buffers instead of `bytearray`
+  (nothing measurable). Not tried: de-interleaving bands in the read tasks, so that dask's
+  copy is contiguous (0.12 s instead of 0.2 s for 512 MiB): it adds that copy to the
+  tasks, on the cores the server uses.
+* **`xee`** compares eexarray's default, exact masks (floats, NaN where masked), with Xee:
+  about 4x (6.6x with native values, the default before exact masks). Before every run
+  started from the same memory it read 1.8-1.9x.
 * **`cached_rerun`**: `plan()` predicted the first run's 4 requests (image) and 1 (packed
   series); the rerun made 0 pixel requests with identical values, 3.5x faster for the image
   (the cache reads 112 MiB from disk).
