@@ -192,6 +192,11 @@ def recorded_pixel_requests(function: Callable[[], Any]) -> tuple[Any, list[tupl
     return value, recorded
 
 
+# warm_memory's amount, in multiples of a benchmark's output bytes: enough for the largest
+# client run (the default read: responses, float32 blocks and dask's float32 assembly, ~5x).
+WARM_FACTOR = 6
+
+
 def warm_memory(nbytes: int) -> None:
     """Touch and free ``nbytes``, so that the run that follows finds that much recently used memory.
 

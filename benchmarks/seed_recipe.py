@@ -16,8 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import MIB, auto_windows, latency_model, square_grid, start_server, summarize, timed, warm_memory
-from benchmarks.throughput import ASSET, BAND_IDS, DTYPES, WARM_FACTOR, eexarray_read, sizes
+from benchmarks.common import (
+    MIB,
+    WARM_FACTOR,
+    auto_windows,
+    latency_model,
+    square_grid,
+    start_server,
+    summarize,
+    timed,
+    warm_memory,
+)
+from benchmarks.throughput import ASSET, BAND_IDS, DTYPES, eexarray_read, sizes
 from eexarray.geometry import PixelGrid, Window
 from eexarray.server import ProceduralImage
 from eexarray.transport.config import DEFAULT_MAX_CONCURRENCY

@@ -36,6 +36,7 @@ import numpy as np
 import eexarray
 from benchmarks.common import (
     MIB,
+    WARM_FACTOR,
     BareClient,
     ReplayLimitClient,
     TransportLimitClient,
@@ -58,7 +59,6 @@ from eexarray.transport.config import DEFAULT_MAX_CONCURRENCY
 ASSET = "bench/throughput"
 SMALL_ASSET = "bench/throughput_small"
 DTYPES = ("uint16",) * 4
-WARM_FACTOR = 6
 BAND_IDS = ("B1", "B2", "B3", "B4")
 
 
@@ -238,9 +238,7 @@ def run(quick: bool) -> dict[str, Any]:
     image = ProceduralImage(ASSET, grid, dtypes=DTYPES, band_ids=BAND_IDS)
     windows = auto_windows(side, side, DTYPES)
     nbytes = side * side * sum(np.dtype(d).itemsize for d in DTYPES)
-    # Enough recently used memory for the largest client run (the default read: responses,
-    # float32 blocks and dask's float32 assembly, ~5x the native bytes); see warm_memory.
-    warm = WARM_FACTOR * nbytes
+    warm = WARM_FACTOR * nbytes  # the same start for every client (common.warm_memory)
     bare = BareClient("", ASSET, grid, BAND_IDS, DTYPES, DEFAULT_MAX_CONCURRENCY)
     limit = TransportLimitClient("", ASSET, grid, BAND_IDS, DEFAULT_MAX_CONCURRENCY)
     catalog = (

@@ -19,6 +19,7 @@ import xarray as xr
 import eexarray
 from benchmarks.common import (
     MIB,
+    WARM_FACTOR,
     latency_model,
     pixel_stats,
     reset_stats,
@@ -54,7 +55,7 @@ def run(quick: bool) -> dict[str, Any]:
     grid = square_grid(side)
     collection = procedural_collection(ASSET, grid, images, dtypes=("uint16", "uint16"), band_ids=BANDS)
     nbytes = images * side * side * 2 * len(BANDS)
-    warm = 6 * nbytes  # the same start for both clients (common.warm_memory): float results, responses, copies
+    warm = WARM_FACTOR * nbytes  # the same start for both clients (common.warm_memory)
     if importlib.util.find_spec("xee") is None:
         return unavailable("xee", "Xee is not installed (pip install 'xee>=0.1,<0.2')")
     with start_server([collection]) as server:
