@@ -35,6 +35,9 @@ Body = bytes | bytearray  # response bodies: a bytearray when read straight from
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Bodies of JSON calls (and error bodies of any call) are read up to this size, decompressed.
 MAX_JSON_BODY_BYTES = 256 * 2**20
+# Seconds the default call bound allows for local work between attempts (closing a socket,
+# threads scheduled on a busy machine), on top of the attempts and the waits.
+BETWEEN_ATTEMPTS = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,11 @@ class RetryPolicy:
     Bounds on one call (all its attempts): ``max_attempts`` attempts; ``connect_attempts``
     of them may fail to connect and ``timeout_attempts`` may run out of time (each attempt
     has the connection's ``request_timeout``: connect + whole response); and the call ends
-    ``total_timeout`` seconds after it began, waits included (None: ``request_timeout`` x
-    ``timeout_attempts`` + ``max_delay``). ``timeout`` caps each socket operation on its own
-    (connect; a wait for the next bytes), inside the attempt's deadline.
+    ``total_timeout`` seconds after it began, waits included (None: room for
+    ``timeout_attempts`` whole attempts, the ``max_delay`` waits between them and
+    ``BETWEEN_ATTEMPTS`` of local work: ``request_timeout`` x 2 + 20 s + 1 s by default).
+    ``timeout`` caps each socket operation on its own (connect; a wait for the next bytes),
+    inside the attempt's deadline.
     """
 
     max_attempts: int = 8
@@ -85,7 +90,10 @@ class RetryPolicy:
         """Seconds one call may take, all attempts and waits included."""
         if self.total_timeout is not None:
             return self.total_timeout
-        return request_timeout * self.timeout_attempts + self.max_delay
+        # Room for every timed-out attempt the count allows, each whole: a bound that left only
+        # the waits made a busy machine cut the last attempt a few milliseconds short.
+        waits = self.max_delay * (self.timeout_attempts - 1)
+        return request_timeout * self.timeout_attempts + waits + BETWEEN_ATTEMPTS
 
 
 DEFAULT_RETRY = RetryPolicy()

@@ -60,6 +60,30 @@ def test_a_stuck_server_fails_after_request_timeout_per_attempt(mode):
     assert "the limit of 2 timed-out attempts" in str(error)
 
 
+def test_a_busy_machine_between_attempts_does_not_cut_the_last_attempt_short(monkeypatch):
+    """The default call bound has room for every timed-out attempt the count allows, whole:
+    0.4 s of local work between attempts (a loaded CI machine) must not shorten the second
+    attempt and turn "2 timed-out attempts" into "the call's limit" (a CI failure once)."""
+    from eexarray.transport import deadline
+
+    real_wait = deadline.wait_unless_cancelled
+
+    def busy_wait(seconds: float) -> bool:
+        time.sleep(0.4)  # the thread is scheduled late: time passes outside any attempt
+        return real_wait(seconds)
+
+    monkeypatch.setattr(deadline, "wait_unless_cancelled", busy_wait)
+    with HangingServer("silent") as server:
+        client = client_for(server.url, request_timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError) as caught:
+            client.get_json("projects/p/assets/x", what="get asset x")
+        elapsed = time.monotonic() - started
+        assert server.requests == 2
+    assert 2.4 <= elapsed < 2.4 + 1.0, elapsed  # both attempts whole: 2 x 1 s + 0.4 s
+    assert "the limit of 2 timed-out attempts" in str(caught.value), str(caught.value)
+
+
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1, trusted by requests through REQUESTS_CA_BUNDLE."""
@@ -139,8 +163,10 @@ def test_the_default_bounds_are_the_documented_ones():
     assert config.request_timeout == 300.0  # 48 MiB at ~1.3 Mbit/s
     assert 48 * 2**20 / config.request_timeout == pytest.approx(167772, rel=1e-3)  # bytes/s
     assert policy.timeout_attempts == 2 and policy.max_attempts == 8
-    # A silent server costs 2 x 300 s; no call lasts longer than 620 s, retries included.
-    assert policy.call_deadline(config.request_timeout) == 620.0
+    # A silent server costs 2 x 300 s; no call lasts longer than 621 s, retries included:
+    # both attempts whole, the wait between them, 1 s of local work.
+    assert policy.call_deadline(config.request_timeout) == 621.0
+    assert RetryPolicy(timeout_attempts=3).call_deadline(10) == 3 * 10 + 2 * 20 + 1
     assert RetryPolicy(total_timeout=60).call_deadline(300) == 60
 
 
