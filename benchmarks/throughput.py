@@ -285,7 +285,6 @@ def run(quick: bool) -> dict[str, Any]:
     eex, ref = summarize(eex_seconds, nbytes), summarize(bare_seconds, nbytes)
     transport = summarize(limit_seconds, nbytes)
     to_limit = round(eex["best_mib_s"] / transport["best_mib_s"], 3)
-
     return {
         "name": "throughput",
         "mib": round(nbytes / MIB, 1),
